@@ -1,0 +1,35 @@
+# wasched — `make help` lists the targets.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: help uv sync lint format test test-faults run bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+uv: ## install uv if it is missing
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+
+sync: uv ## install the locked environment (.venv)
+	@$(UV) sync --locked --quiet
+
+lint: sync ## ruff check and format check
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+format: sync ## format the code
+	$(UV) run --locked ruff check --fix .
+	$(UV) run --locked ruff format .
+
+test: lint ## lint and run the whole test suite against real servers
+	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+test-faults: sync ## only the fault-injection scenarios
+	$(UV) run --locked pytest -m faults $(PYTEST_ARGS)
+
+run: sync ## run the whole system locally (embedded NATS + S3 + the three services)
+	$(UV) run --locked python -m wasched.cli.stack
+
+bench: sync ## benchmarks against the polling baseline (writes bench/RESULTS.md)
+	$(UV) run --locked python -m bench

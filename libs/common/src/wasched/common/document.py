@@ -1,0 +1,116 @@
+"""The stored schedule: `{"messages": [...]}` kept as raw JSON objects.
+
+Messages stay plain dicts so that every field wasched does not know, and every
+message it does not change, is written back exactly as read. Changes are
+`Patch`es addressed by message key and re-applied after a conflicting write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+TERMINAL = frozenset({"sent", "failed", "expired", "cancelled"})
+STATUSES = TERMINAL | {"pending"}
+
+
+class DocumentError(ValueError):
+    """The stored object is not a schedule; it must never be overwritten."""
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """Field updates for one message; `only_if` guards against stale re-application."""
+
+    key: str
+    fields: Mapping[str, Any]
+    only_if_status: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    messages: list[JsonObject]
+    extra: JsonObject = field(default_factory=dict)
+
+    def keyed(self) -> Iterator[tuple[str | None, JsonObject]]:
+        """Each message with its key: the id, or `id#n` for the n-th repeat of an id."""
+        seen: dict[str, int] = {}
+        for raw in self.messages:
+            ident = raw.get("id")
+            if not isinstance(ident, str) or not ident:
+                yield None, raw
+                continue
+            n = seen.get(ident, 0)
+            seen[ident] = n + 1
+            yield (ident if n == 0 else f"{ident}#{n}"), raw
+
+    def by_key(self) -> dict[str, JsonObject]:
+        return {key: raw for key, raw in self.keyed() if key is not None}
+
+
+def parse_document(body: bytes) -> Document:
+    """Read the stored bytes; an empty body is an empty schedule."""
+    if not body.strip():
+        return Document(messages=[])
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DocumentError(
+            f"schedule is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise DocumentError(
+            f'schedule must be a JSON object {{"messages": [...]}}, got {_kind(data)}'
+        )
+    if "messages" not in data:
+        raise DocumentError('schedule has no "messages" list')
+    messages = data["messages"]
+    if not isinstance(messages, list):
+        raise DocumentError(f'"messages" must be a list, got {_kind(messages)}')
+    for index, item in enumerate(messages):
+        if not isinstance(item, dict):
+            raise DocumentError(f"messages[{index}] must be an object, got {_kind(item)}")
+    extra = {k: v for k, v in data.items() if k != "messages"}
+    return Document(messages=messages, extra=extra)
+
+
+def render_document(doc: Document) -> bytes:
+    data = {"messages": doc.messages, **doc.extra}
+    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def apply_patches(doc: Document, patches: Iterable[Patch]) -> tuple[list[str], list[str]]:
+    """Apply in place; return (applied keys, keys the document no longer holds)."""
+    index = doc.by_key()
+    applied: list[str] = []
+    missing: list[str] = []
+    for patch in patches:
+        raw = index.get(patch.key)
+        if raw is None:
+            missing.append(patch.key)
+            continue
+        if patch.only_if_status is not None and raw.get("status") not in patch.only_if_status:
+            continue
+        for name, value in patch.fields.items():
+            if raw.get(name) != value or name not in raw:
+                raw[name] = value
+        applied.append(patch.key)
+    return applied, missing
+
+
+def append_message(doc: Document, message: JsonObject) -> None:
+    doc.messages.append(message)
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )

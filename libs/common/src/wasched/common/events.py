@@ -1,0 +1,129 @@
+"""Event payloads on NATS: JSON, camelCase field names matching the stored document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from wasched.common.clock import utcnow
+from wasched.common.messages import ErrorKind, Status
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class _Text(Event):
+    to: str = Field(min_length=1, max_length=200)
+    message: str = Field(min_length=1, max_length=65_536)
+    contact_name: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message text is empty")
+        return value
+
+
+class DueMessage(_Text):
+    """`wasched.due`: a pending message whose time has come (poller → sender)."""
+
+    id: str = Field(min_length=1)
+    scheduled_time: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+class SendRequest(_Text):
+    """`wasched.send`: send now, from another system."""
+
+    id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ScheduleRequest(_Text):
+    """`wasched.schedule`: add a message to the stored document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    scheduled_time: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+class CancelRequest(Event):
+    """`wasched.cancel`."""
+
+    id: str = Field(min_length=1, max_length=200)
+
+
+class Outcome(Event):
+    """`wasched.outcome`: what happened to one message (sender → poller, health)."""
+
+    id: str
+    status: Status
+    at: AwareDatetime = Field(default_factory=utcnow)
+    sent_at: AwareDatetime | None = None
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    wa_message_id: str | None = None
+    lateness_seconds: float | None = None
+    attempts: int | None = None
+
+
+class Receipt(Event):
+    """`wasched.receipt`: WhatsApp reported the message delivered or read."""
+
+    id: str
+    kind: Literal["delivered", "read", "played"]
+    at: AwareDatetime
+    wa_message_id: str | None = None
+
+
+class Reply(Event):
+    """Answer to request-reply callers of the inbound subjects."""
+
+    ok: bool
+    error: str | None = None
+    id: str | None = None
+
+
+class Heartbeat(Event):
+    """`wasched.heartbeat.<service>`: live state, no persistence."""
+
+    service: str
+    at: AwareDatetime = Field(default_factory=utcnow)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+SenderState = Literal[
+    "starting",
+    "pairing",
+    "connecting",
+    "connected",
+    "disconnected",
+    "logged_out",
+    "banned",
+    "replaced",
+    "outdated",
+    "stopped",
+]
+
+
+class SenderStatus(Event):
+    """`wasched.status.sender`: connection state, with the QR or pair code when linking."""
+
+    state: SenderState
+    at: AwareDatetime = Field(default_factory=utcnow)
+    transport: str = "neonize"
+    detail: str | None = None
+    qr: str | None = None
+    pair_code: str | None = None
+    until: datetime | None = None

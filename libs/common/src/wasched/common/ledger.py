@@ -1,0 +1,144 @@
+"""The send ledger: one JetStream KV entry per message id, changed only by compare-and-set.
+
+It is the truth about what was handed to WhatsApp. `claim` wins for exactly
+one caller; an entry left at `claimed` means the outcome is unknown and the id
+must never be sent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from pydantic import AwareDatetime, Field
+
+from wasched.common.clock import utcnow
+from wasched.common.events import Event, Outcome
+from wasched.common.messages import ErrorKind, Status
+from wasched.common.topology import ledger_key
+
+
+class LedgerState(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class LedgerEntry(Event):
+    state: LedgerState
+    at: AwareDatetime = Field(default_factory=utcnow)
+    sent_at: AwareDatetime | None = None
+    wa_message_id: str | None = None
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    jid: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state is not LedgerState.CLAIMED
+
+    def outcome(self, message_id: str) -> Outcome:
+        """The outcome this entry records (a bare claim means `interrupted`)."""
+        if self.state is LedgerState.CLAIMED:
+            return interrupted_outcome(message_id)
+        return Outcome(
+            id=message_id,
+            status=Status(self.state.value),
+            at=self.at,
+            sent_at=self.sent_at,
+            wa_message_id=self.wa_message_id,
+            error=self.error,
+            error_kind=self.error_kind,
+        )
+
+    @classmethod
+    def from_outcome(cls, outcome: Outcome, jid: str | None = None) -> LedgerEntry:
+        return cls(
+            state=LedgerState(outcome.status.value),
+            at=outcome.at,
+            sent_at=outcome.sent_at,
+            wa_message_id=outcome.wa_message_id,
+            error=outcome.error,
+            error_kind=outcome.error_kind,
+            jid=jid,
+        )
+
+
+def interrupted_outcome(message_id: str) -> Outcome:
+    return Outcome(
+        id=message_id,
+        status=Status.FAILED,
+        error_kind=ErrorKind.INTERRUPTED,
+        error=(
+            "the send was interrupted (crash or timeout) after it was handed to WhatsApp; "
+            "it may or may not have been delivered, so it is not retried automatically"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    won: bool
+    revision: int
+    entry: LedgerEntry
+
+
+async def read(kv: KeyValue, message_id: str) -> tuple[LedgerEntry, int] | None:
+    try:
+        got = await kv.get(ledger_key(message_id))
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    if got.value is None:
+        return None
+    return LedgerEntry.model_validate_json(got.value), got.revision or 0
+
+
+async def claim(kv: KeyValue, message_id: str, jid: str | None = None) -> Claim:
+    """Create the entry; exactly one caller wins. Losers get the entry that exists."""
+    entry = LedgerEntry(state=LedgerState.CLAIMED, jid=jid)
+    try:
+        revision = await kv.create(ledger_key(message_id), entry.to_json())
+    except KeyWrongLastSequenceError:
+        existing = await read(kv, message_id)
+        if existing is None:  # deleted between our create and read: try once more
+            return await claim(kv, message_id, jid)
+        return Claim(won=False, revision=existing[1], entry=existing[0])
+    return Claim(won=True, revision=revision, entry=entry)
+
+
+async def settle(kv: KeyValue, message_id: str, entry: LedgerEntry, revision: int) -> int:
+    """Replace our claim with the final entry (compare-and-set on the claim's revision)."""
+    return await kv.update(ledger_key(message_id), entry.to_json(), last=revision)
+
+
+async def record_final(kv: KeyValue, message_id: str, entry: LedgerEntry) -> LedgerEntry:
+    """Record a final state for an unclaimed id; if one exists already, it wins and is returned."""
+    try:
+        await kv.create(ledger_key(message_id), entry.to_json())
+    except KeyWrongLastSequenceError:
+        existing = await read(kv, message_id)
+        if existing is not None:
+            return existing[0]
+        return await record_final(kv, message_id, entry)
+    return entry
+
+
+async def cancel(kv: KeyValue, message_id: str) -> LedgerEntry:
+    """Mark an id cancelled unless it was already claimed or settled (that entry is returned)."""
+    return await record_final(kv, message_id, LedgerEntry(state=LedgerState.CANCELLED))
+
+
+async def uncancel(kv: KeyValue, message_id: str) -> bool:
+    """Remove a cancellation (the message is pending again); never touches other states."""
+    existing = await read(kv, message_id)
+    if existing is None or existing[0].state is not LedgerState.CANCELLED:
+        return existing is None
+    try:
+        await kv.delete(ledger_key(message_id), last=existing[1])
+    except KeyWrongLastSequenceError:
+        return False
+    return True

@@ -1,0 +1,99 @@
+"""A typed, validated view of one stored message (the raw dict stays the source)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from wasched.common.clock import TimeFormatError, parse_utc
+from wasched.common.recipients import InvalidRecipient, Recipient, parse_recipient
+
+MAX_TEXT_CHARS = 65_536
+
+
+class ErrorKind(StrEnum):
+    INVALID_RECIPIENT = "invalid_recipient"
+    NOT_ON_WHATSAPP = "not_on_whatsapp"
+    EXPIRED = "expired"
+    INTERRUPTED = "interrupted"
+    WHATSAPP_ERROR = "whatsapp_error"
+    VALIDATION = "validation"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class MessageInvalid(ValueError):
+    def __init__(self, kind: ErrorKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledMessage:
+    id: str
+    to: str
+    recipient: Recipient
+    text: str
+    scheduled_time: datetime
+    contact_name: str | None = None
+    expires_at: datetime | None = None
+
+
+def read_message(raw: dict[str, Any]) -> ScheduledMessage:
+    """Validate one pending message, or raise `MessageInvalid` naming the field."""
+    ident = raw.get("id")
+    if not isinstance(ident, str) or not ident.strip():
+        raise MessageInvalid(ErrorKind.VALIDATION, "id is missing or not a string")
+    to = raw.get("to")
+    if not isinstance(to, str) or not to.strip():
+        raise MessageInvalid(ErrorKind.VALIDATION, "to is missing or empty")
+    text = raw.get("message")
+    if not isinstance(text, str):
+        raise MessageInvalid(ErrorKind.VALIDATION, "message text is missing or not a string")
+    if not text.strip():
+        raise MessageInvalid(ErrorKind.VALIDATION, "message text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise MessageInvalid(
+            ErrorKind.VALIDATION,
+            f"message text is {len(text)} characters; at most {MAX_TEXT_CHARS}",
+        )
+    scheduled = _time_field(raw, "scheduledTime", required=True)
+    assert scheduled is not None
+    expires = _time_field(raw, "expiresAt", required=False)
+    name = raw.get("contactName")
+    try:
+        recipient = parse_recipient(to)
+    except InvalidRecipient as exc:
+        raise MessageInvalid(ErrorKind.INVALID_RECIPIENT, str(exc)) from None
+    return ScheduledMessage(
+        id=ident,
+        to=to,
+        recipient=recipient,
+        text=text,
+        scheduled_time=scheduled,
+        contact_name=name if isinstance(name, str) else None,
+        expires_at=expires,
+    )
+
+
+def _time_field(raw: dict[str, Any], name: str, *, required: bool) -> datetime | None:
+    value = raw.get(name)
+    if value is None and not required:
+        return None
+    if value is None:
+        raise MessageInvalid(ErrorKind.VALIDATION, f"{name} is missing")
+    try:
+        return parse_utc(value)
+    except TimeFormatError as exc:
+        raise MessageInvalid(ErrorKind.VALIDATION, f"{name}: {exc}") from None
+    except (OverflowError, ValueError) as exc:
+        raise MessageInvalid(ErrorKind.VALIDATION, f"{name}: out of range ({exc})") from None

@@ -1,0 +1,76 @@
+"""Recipients: phone numbers in any common spelling, or WhatsApp JIDs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+USER_SERVER = "s.whatsapp.net"
+GROUP_SERVER = "g.us"
+_JID = re.compile(
+    r"^(?P<user>[0-9]+(?:-[0-9]+)?)(?::[0-9]+)?@(?P<server>s\.whatsapp\.net|g\.us|lid)$"
+)
+
+
+class InvalidRecipient(ValueError):
+    """`to` cannot be turned into a WhatsApp address; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    user: str
+    server: str
+
+    @property
+    def jid(self) -> str:
+        return f"{self.user}@{self.server}"
+
+    @property
+    def is_group(self) -> bool:
+        return self.server == GROUP_SERVER
+
+    @property
+    def e164(self) -> str | None:
+        return f"+{self.user}" if self.server == USER_SERVER else None
+
+
+def parse_recipient(to: object) -> Recipient:
+    """Normalise `447957189696`, `+44 7957 189696`, `00447957189696` or a JID."""
+    if not isinstance(to, str) or not to.strip():
+        raise InvalidRecipient("recipient is empty")
+    text = to.strip()
+    if "@" in text:
+        match = _JID.match(text)
+        if not match:
+            raise InvalidRecipient(
+                f"not a WhatsApp address: {mask(text)} (expected digits@s.whatsapp.net or id@g.us)"
+            )
+        return Recipient(match["user"], match["server"])
+    compact = re.sub(r"[\s().\-]", "", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if not compact.startswith("+"):
+        compact = "+" + compact
+    if not re.fullmatch(r"\+[0-9]{6,17}", compact):
+        raise InvalidRecipient(f"not a phone number: {mask(text)} (use international digits)")
+    try:
+        number = phonenumbers.parse(compact, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidRecipient(f"not a phone number: {mask(text)} ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidRecipient(
+            f"invalid phone number {mask(text)}: wrong length or unknown area for "
+            f"country code +{number.country_code}"
+        )
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return Recipient(e164.removeprefix("+"), USER_SERVER)
+
+
+def mask(to: str) -> str:
+    """Hide all but the last 4 digits, for logs and the status page."""
+    digits = re.sub(r"\D", "", to.split("@", 1)[0])
+    if len(digits) <= 4:
+        return "…" + digits
+    return "…" + digits[-4:]

@@ -1,0 +1,140 @@
+"""Configuration from the environment (and `.env`), validated once at start-up.
+
+A bad value must stop a service with one line naming the variable, so
+`load_settings` turns pydantic's multi-line report into `SettingsError`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Transport(StrEnum):
+    NEONIZE = "neonize"
+    DRYRUN = "dryrun"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class SettingsError(Exception):
+    """One human-readable line naming the variable at fault."""
+
+
+def _env(name: str, *older: str) -> AliasChoices:
+    return AliasChoices(name, *older)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
+    s3_endpoint: str | None = Field(None, validation_alias=_env("S3_ENDPOINT", "B2_S3_ENDPOINT"))
+    s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION", "B2_REGION"))
+    s3_access_key_id: SecretStr | None = Field(
+        None, validation_alias=_env("S3_ACCESS_KEY_ID", "B2_ACCESS_KEY_ID")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_env("S3_SECRET_ACCESS_KEY", "B2_SECRET_ACCESS_KEY")
+    )
+    s3_bucket: str = Field("wasched", validation_alias=_env("S3_BUCKET", "B2_BUCKET"), min_length=1)
+    s3_prefix: str = Field("whatsapp/", validation_alias=_env("S3_PREFIX", "B2_PREFIX"))
+
+    poll_interval_seconds: float = Field(60, gt=0, validation_alias=_env("POLL_INTERVAL_SECONDS"))
+    schedule_horizon_seconds: float = Field(
+        3600, gt=0, validation_alias=_env("SCHEDULE_HORIZON_SECONDS")
+    )
+    display_timezone: str = Field("Europe/London", validation_alias=_env("DISPLAY_TIMEZONE"))
+
+    whatsapp_transport: Transport = Field(
+        Transport.NEONIZE, validation_alias=_env("WHATSAPP_TRANSPORT")
+    )
+    whatsapp_session: str = Field("data/session.sqlite3", validation_alias=_env("WHATSAPP_SESSION"))
+    dryrun_outbox: Path = Field(Path("data/outbox.jsonl"), validation_alias=_env("DRYRUN_OUTBOX"))
+    send_min_gap_seconds: float = Field(3.0, ge=0, validation_alias=_env("SEND_MIN_GAP_SECONDS"))
+    send_max_per_hour: int = Field(120, ge=0, validation_alias=_env("SEND_MAX_PER_HOUR"))
+    max_lateness_seconds: float = Field(86400, ge=0, validation_alias=_env("MAX_LATENESS_SECONDS"))
+
+    overdue_alert_seconds: float = Field(300, gt=0, validation_alias=_env("OVERDUE_ALERT_SECONDS"))
+    health_token: SecretStr | None = Field(None, validation_alias=_env("HEALTH_TOKEN"))
+    health_port: int = Field(3002, ge=1, le=65535, validation_alias=_env("HEALTH_PORT"))
+
+    log_format: LogFormat = Field(LogFormat.TEXT, validation_alias=_env("LOG_FORMAT"))
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. Europe/London)") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix_slash(cls, value: str) -> str:
+        return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str) -> str:
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"expected nats://host:port, got {url.strip()!r}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.display_timezone)
+
+    @property
+    def document_key(self) -> str:
+        return f"{self.s3_prefix}scheduled.json"
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    alias = (
+        Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    )
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise `SettingsError` with one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = _variable_name(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(
+                f"{name}={err.get('input')!r}: {msg}"
+                if name not in _SECRET_VARS
+                else f"{name}: {msg}"
+            )
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+_SECRET_VARS = {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "HEALTH_TOKEN"}

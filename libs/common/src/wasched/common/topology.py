@@ -1,0 +1,86 @@
+"""Every NATS name wasched uses, and their idempotent declaration."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+STREAM = "WASCHED"
+DUE = "wasched.due"
+FIRE = "wasched.fire"
+SEND = "wasched.send"
+SCHEDULE = "wasched.schedule"
+CANCEL = "wasched.cancel"
+OUTCOME = "wasched.outcome"
+RECEIPT = "wasched.receipt"
+SCHED_PREFIX = "wasched.sched."
+SENDER_STATUS = "wasched.status.sender"
+HEARTBEAT_PREFIX = "wasched.heartbeat."
+PAIR_REQUEST = "wasched.pair"
+
+LEDGER_BUCKET = "wasched-ledger"
+LEASE_BUCKET = "wasched-lease"
+
+DUPLICATE_WINDOW_SECONDS = 15 * 60
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")
+STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, SEND, SCHEDULE, CANCEL, OUTCOME, RECEIPT]
+
+
+def heartbeat_subject(service: str) -> str:
+    return f"{HEARTBEAT_PREFIX}{service}"
+
+
+def schedule_subject(message_id: str) -> str:
+    """One subject per id; ids may hold characters NATS forbids in tokens, so hex-encode."""
+    return SCHED_PREFIX + message_id.encode().hex()
+
+
+def ledger_key(message_id: str) -> str:
+    """KV keys allow few characters: plain ids stay readable, others are hex under `h.`."""
+    if _SAFE_KEY.fullmatch(message_id):
+        return message_id
+    return "h." + message_id.encode().hex()
+
+
+def msg_id_header(kind: str, message_id: str) -> dict[str, str]:
+    return {"Nats-Msg-Id": f"{kind}:{message_id}"}
+
+
+def stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=STREAM,
+        subjects=STREAM_SUBJECTS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        allow_msg_schedules=True,
+        max_age=30 * 86400,
+        num_replicas=replicas,
+    )
+
+
+async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, KeyValue]:
+    """Create or update the stream and buckets; safe to run at every start of every service."""
+    config = stream_config(replicas)
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        with contextlib.suppress(BadRequestError):
+            await js.add_stream(config)
+    else:
+        await js.update_stream(config)
+    ledger = await _bucket(js, LEDGER_BUCKET, history=5, replicas=replicas)
+    lease = await _bucket(js, LEASE_BUCKET, history=1, replicas=replicas)
+    return ledger, lease
+
+
+async def _bucket(js: JetStreamContext, name: str, *, history: int, replicas: int) -> KeyValue:
+    with contextlib.suppress(BucketNotFoundError):
+        return await js.key_value(name)
+    return await js.create_key_value(
+        KeyValueConfig(bucket=name, history=history, replicas=replicas, storage=StorageType.FILE)
+    )

