@@ -23,6 +23,21 @@ SENDER_STATUS = "wasched.status.sender"
 HEARTBEAT_PREFIX = "wasched.heartbeat."
 PAIR_REQUEST = "wasched.pair"
 
+REPLY_HEADER = "Wasched-Reply-To"
+"""JetStream answers a request's reply subject with its PubAck, so callers that want
+wasched's own `{ok, error}` answer name an inbox in this header instead."""
+
+# Durable pull consumers, one per (service, subject).
+POLLER_FIRE = "poller-fire"
+POLLER_OUTCOME = "poller-outcome"
+POLLER_RECEIPT = "poller-receipt"
+POLLER_SCHEDULE = "poller-schedule"
+POLLER_CANCEL = "poller-cancel"
+SENDER_DUE = "sender-due"
+SENDER_SEND = "sender-send"
+HEALTH_OUTCOME = "health-outcome"
+HEALTH_RECEIPT = "health-receipt"
+
 LEDGER_BUCKET = "wasched-ledger"
 LEASE_BUCKET = "wasched-lease"
 
