@@ -87,23 +87,38 @@ def render_document(doc: Document) -> bytes:
     return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
 
 
-def apply_patches(doc: Document, patches: Iterable[Patch]) -> tuple[list[str], list[str]]:
-    """Apply in place; return (applied keys, keys the document no longer holds)."""
+@dataclass(slots=True)
+class PatchResult:
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """True when the document changed (i.e. it needs writing)."""
+        return bool(self.changed)
+
+
+def apply_patches(doc: Document, patches: Iterable[Patch]) -> PatchResult:
+    """Apply in place by key. Keys the document no longer holds are reported, not an error;
+    `skipped` are patches whose `only_if_status` guard did not hold."""
     index = doc.by_key()
-    applied: list[str] = []
-    missing: list[str] = []
+    result = PatchResult()
     for patch in patches:
         raw = index.get(patch.key)
         if raw is None:
-            missing.append(patch.key)
+            result.missing.append(patch.key)
             continue
         if patch.only_if_status is not None and raw.get("status") not in patch.only_if_status:
+            result.skipped.append(patch.key)
             continue
+        changed = False
         for name, value in patch.fields.items():
-            if raw.get(name) != value or name not in raw:
+            if name not in raw or raw[name] != value:
                 raw[name] = value
-        applied.append(patch.key)
-    return applied, missing
+                changed = True
+        (result.changed if changed else result.unchanged).append(patch.key)
+    return result
 
 
 def append_message(doc: Document, message: JsonObject) -> None:
