@@ -8,6 +8,7 @@ S3 servers start once per session and each test gets its own key prefix.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,20 +18,34 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from wasched.cli.servers import NatsServer, S3Server, moto_server, nats_server, seaweed_server
+from wasched.cli.servers import (
+    NatsServer,
+    S3Server,
+    ensure_bucket,
+    moto_server,
+    nats_server,
+    seaweed_server,
+)
 from wasched.common.settings import Settings, load_settings
 
 TEST_BUCKET = "wasched-test"
 
 
 def docker_available() -> bool:
-    try:
-        import docker
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    import docker
 
-        docker.from_env(timeout=2).ping()
+    try:
+        client = docker.from_env(timeout=2)
     except Exception:
         return False
-    return True
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +100,7 @@ def _s3_via_docker() -> S3Server | None:
 @pytest.fixture(scope="session")
 def seaweed(session_dir: Path) -> Iterator[S3Server]:
     server = seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET).start(timeout=60)
+    ensure_bucket(server, TEST_BUCKET)
     yield server
     server.stop()
 
@@ -92,24 +108,11 @@ def seaweed(session_dir: Path) -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def moto(session_dir: Path) -> Iterator[S3Server]:
     server = _s3_via_docker() or moto_server(session_dir).start()
-    _create_bucket(server, TEST_BUCKET)
+    ensure_bucket(server, TEST_BUCKET)
     yield server
     if hasattr(server, "container"):  # pragma: no cover - needs docker
         server.container.stop()
     server.stop()
-
-
-def _create_bucket(server: S3Server, bucket: str) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-    )
-    client.create_bucket(Bucket=bucket)
 
 
 @pytest.fixture(params=["seaweedfs", "moto"])

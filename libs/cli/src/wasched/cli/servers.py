@@ -6,6 +6,7 @@ servers on 127.0.0.1. Each server is a child process stopped by pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -219,3 +220,31 @@ def moto_server(log_dir: Path, port: int | None = None) -> S3Server:
         log_path=log_dir / f"moto-{port}.log",
         ready_url=f"{endpoint}/moto-api/data.json",
     )
+
+
+def ensure_bucket(server: S3Server, bucket: str, timeout: float = 30.0) -> None:
+    """Wait until S3 answers for `bucket`, creating it if missing (weed mini creates it late)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+                with contextlib.suppress(ClientError):
+                    client.create_bucket(Bucket=bucket)
+            elif time.monotonic() > deadline:
+                raise ServerError(f"S3 bucket {bucket!r} not usable: {exc}") from exc
+        except BotoCoreError as exc:
+            if time.monotonic() > deadline:
+                raise ServerError(f"S3 at {server.endpoint} not answering: {exc}") from exc
+        if time.monotonic() > deadline:
+            raise ServerError(f"S3 bucket {bucket!r} not ready after {timeout:.0f}s")
+        time.sleep(0.1)

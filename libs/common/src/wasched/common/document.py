@@ -57,7 +57,7 @@ def parse_document(body: bytes) -> Document:
     if not body.strip():
         return Document(messages=[])
     try:
-        data = json.loads(body)
+        data = json.loads(body.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise DocumentError(
             f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"

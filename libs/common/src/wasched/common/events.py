@@ -76,6 +76,8 @@ class Outcome(Event):
     wa_message_id: str | None = None
     lateness_seconds: float | None = None
     attempts: int | None = None
+    to: str | None = None
+    """The recipient as written, so the status page can show it masked (optional)."""
 
 
 class Receipt(Event):

@@ -115,6 +115,19 @@ async def settle(kv: KeyValue, message_id: str, entry: LedgerEntry, revision: in
     return await kv.update(ledger_key(message_id), entry.to_json(), last=revision)
 
 
+async def release(kv: KeyValue, message_id: str, revision: int) -> bool:
+    """Withdraw our claim when the send certainly never left (e.g. WhatsApp not connected).
+
+    Only for errors raised before anything was handed to WhatsApp; compare-and-set
+    on the claim's revision, so an entry someone else changed is kept (False).
+    """
+    try:
+        await kv.delete(ledger_key(message_id), last=revision)
+    except KeyWrongLastSequenceError:
+        return False
+    return True
+
+
 async def record_final(kv: KeyValue, message_id: str, entry: LedgerEntry) -> LedgerEntry:
     """Record a final state for an unclaimed id; if one exists already, it wins and is returned."""
     try:

@@ -58,7 +58,8 @@ def parse_recipient(to: object) -> Recipient:
     try:
         number = phonenumbers.parse(compact, None)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidRecipient(f"not a phone number: {mask(text)} ({exc})") from None
+        reason = _PARSE_REASONS.get(exc.error_type, "unreadable")
+        raise InvalidRecipient(f"not a phone number: {mask(text)} ({reason})") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidRecipient(
             f"invalid phone number {mask(text)}: wrong length or unknown area for "
@@ -66,6 +67,15 @@ def parse_recipient(to: object) -> Recipient:
         )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Recipient(e164.removeprefix("+"), USER_SERVER)
+
+
+_PARSE_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code; start with it, e.g. 44 for the UK",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a number",
+}
 
 
 def mask(to: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -67,6 +68,13 @@ class Settings(BaseSettings):
     overdue_alert_seconds: float = Field(300, gt=0, validation_alias=_env("OVERDUE_ALERT_SECONDS"))
     health_token: SecretStr | None = Field(None, validation_alias=_env("HEALTH_TOKEN"))
     health_port: int = Field(3002, ge=1, le=65535, validation_alias=_env("HEALTH_PORT"))
+    health_host: str = Field("0.0.0.0", min_length=1, validation_alias=_env("HEALTH_HOST"))
+    health_protect_all: bool = Field(False, validation_alias=_env("HEALTH_PROTECT_ALL"))
+    """With `HEALTH_TOKEN` set: also require it on /metrics and /health (default: page only)."""
+    health_stale_seconds: float | None = Field(
+        None, gt=0, validation_alias=_env("HEALTH_STALE_SECONDS")
+    )
+    """Poller heartbeat age that fails /health; default 3 poll intervals (at least 15 s)."""
 
     log_format: LogFormat = Field(LogFormat.TEXT, validation_alias=_env("LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
@@ -110,24 +118,32 @@ class Settings(BaseSettings):
         return f"{self.s3_prefix}scheduled.json"
 
 
-def _variable_name(loc: tuple[int | str, ...]) -> str:
+def _variable_name(loc: tuple[int | str, ...], cls: type[Settings] = Settings) -> str:
     field = str(loc[0]) if loc else "?"
-    alias = (
-        Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
-    )
+    alias = cls.model_fields[field].validation_alias if field in cls.model_fields else None
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return field.upper()
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; raise `SettingsError` with one line per bad variable."""
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def load_settings(**overrides: object) -> Settings: ...
+@overload
+def load_settings(settings_cls: type[S], /, **overrides: object) -> S: ...
+def load_settings(settings_cls: type[Settings] = Settings, /, **overrides: object) -> Settings:
+    """Read the environment once; raise `SettingsError` with one line per bad variable.
+
+    A service with variables of its own passes its `Settings` subclass first.
+    """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = _variable_name(err["loc"])
+            name = _variable_name(err["loc"], settings_cls)
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(
                 f"{name}={err.get('input')!r}: {msg}"

@@ -40,6 +40,8 @@ HEALTH_RECEIPT = "health-receipt"
 
 LEDGER_BUCKET = "wasched-ledger"
 LEASE_BUCKET = "wasched-lease"
+WA_ID_BUCKET = "wasched-waid"
+"""WhatsApp message id → our message id, so receipts can be reported by our id (sender)."""
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")

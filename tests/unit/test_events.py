@@ -1,0 +1,66 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from wasched.common.events import DueMessage, Outcome, ScheduleRequest, SendRequest
+from wasched.common.messages import ErrorKind, Status
+
+
+def test_wire_names_are_camel_case_like_the_document() -> None:
+    outcome = Outcome(
+        id="m1",
+        status=Status.FAILED,
+        error="phone number not on WhatsApp",
+        error_kind=ErrorKind.NOT_ON_WHATSAPP,
+        at=datetime(2025, 12, 24, 10, tzinfo=UTC),
+    )
+    wire = json.loads(outcome.to_json())
+    assert wire == {
+        "id": "m1",
+        "status": "failed",
+        "at": "2025-12-24T10:00:00Z",
+        "error": "phone number not on WhatsApp",
+        "errorKind": "not_on_whatsapp",
+    }
+    assert Outcome.model_validate_json(outcome.to_json()) == outcome
+
+
+def test_schedule_request_keeps_extra_fields_for_the_document() -> None:
+    req = ScheduleRequest.model_validate(
+        {
+            "id": "x",
+            "to": "447957189696",
+            "message": "hi",
+            "scheduledTime": "2025-12-24T10:00:00Z",
+            "createdFrom": "crm",
+        }
+    )
+    assert req.model_extra == {"createdFrom": "crm"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"to": "447957189696"}, "message"),
+        ({"to": "", "message": "hi"}, "to"),
+        ({"to": "447957189696", "message": "   "}, "message text is empty"),
+    ],
+)
+def test_malformed_send_request_names_the_field(payload: dict, says: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        SendRequest.model_validate(payload)
+    assert says in str(info.value)
+
+
+def test_due_message_needs_a_zoned_time() -> None:
+    with pytest.raises(ValidationError, match="timezone"):
+        DueMessage.model_validate(
+            {
+                "id": "a",
+                "to": "447957189696",
+                "message": "hi",
+                "scheduledTime": "2025-12-24T10:00:00",
+            }
+        )
