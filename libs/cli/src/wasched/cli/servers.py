@@ -228,8 +228,11 @@ def ensure_bucket(server: S3Server, bucket: str, timeout: float = 30.0) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client(
-        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
     )
     deadline = time.monotonic() + timeout
     while True:
