@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from tests.conftest import TEST_BUCKET, make_settings
-from tests.support.b2proxy import B2LikeProxy
+from tests.support.s3proxy import B2LikeProxy
 from wasched.cli.servers import S3Server, free_port
 from wasched.common.document import Document, DocumentError, Patch, apply_patches
 from wasched.common.settings import load_settings

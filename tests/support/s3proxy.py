@@ -1,6 +1,7 @@
-"""An HTTP proxy in front of a real S3 server that behaves like Backblaze B2 for
-conditional PUTs: `If-Match` / `If-None-Match` on PUT → 501 NotImplemented.
-Everything else is forwarded byte for byte (Host kept, so signatures stay valid)."""
+"""An HTTP proxy in front of a real S3 server that counts requests and bytes, and
+can behave like Backblaze B2 for conditional PUTs (`If-Match` / `If-None-Match`
+on PUT → 501 NotImplemented). Everything else is forwarded byte for byte (Host
+kept, so signatures stay valid)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ NOT_IMPLEMENTED = (
 )
 
 
-class B2LikeProxy:
-    def __init__(self, upstream: str) -> None:
+class S3Proxy:
+    def __init__(self, upstream: str, *, reject_conditional_put: bool = False) -> None:
         target = urlsplit(upstream)
         self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        self.reject_conditional_put = reject_conditional_put
         self.rejected = 0
+        self.requests: dict[str, int] = {}
+        self.bytes_out = 0
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,7 +37,9 @@ class B2LikeProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 conditional = {"if-match", "if-none-match"} & {k.lower() for k in self.headers}
-                if self.command == "PUT" and conditional:
+                with proxy._lock:
+                    proxy.requests[self.command] = proxy.requests.get(self.command, 0) + 1
+                if proxy.reject_conditional_put and self.command == "PUT" and conditional:
                     proxy.rejected += 1
                     self._reply(501, {"Content-Type": "application/xml"}, NOT_IMPLEMENTED)
                     return
@@ -40,6 +47,8 @@ class B2LikeProxy:
                 conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
                 resp = conn.getresponse()
                 data = resp.read()
+                with proxy._lock:
+                    proxy.bytes_out += len(data)
                 headers = {
                     k: v
                     for k, v in resp.getheaders()
@@ -63,10 +72,21 @@ class B2LikeProxy:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> B2LikeProxy:
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def __enter__(self) -> S3Proxy:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class B2LikeProxy(S3Proxy):
+    """Answers conditional PUTs the way Backblaze B2 does: 501 NotImplemented."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, reject_conditional_put=True)
