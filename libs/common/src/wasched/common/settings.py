@@ -153,4 +153,4 @@ def load_settings(settings_cls: type[Settings] = Settings, /, **overrides: objec
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
 
 
-_SECRET_VARS = {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "HEALTH_TOKEN"}
+_SECRET_VARS = {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "HEALTH_TOKEN", "WHATSAPP_PROXY"}

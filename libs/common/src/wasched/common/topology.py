@@ -40,6 +40,8 @@ HEALTH_RECEIPT = "health-receipt"
 
 LEDGER_BUCKET = "wasched-ledger"
 LEASE_BUCKET = "wasched-lease"
+POLLER_LEASE_KEY = "poller"
+"""The key in `LEASE_BUCKET` held by the one active poller."""
 WA_ID_BUCKET = "wasched-waid"
 """WhatsApp message id → our message id, so receipts can be reported by our id (sender)."""
 
