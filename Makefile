@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync lint format test test-faults run bench
+.PHONY: help uv sync lint format test test-faults run bench asyncapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,3 +36,6 @@ run: sync ## run the whole system locally (embedded NATS + S3 + the three servic
 
 bench: sync ## benchmarks against the polling baseline (writes bench/RESULTS.md)
 	$(UV) run --locked python -m bench
+
+asyncapi: sync ## regenerate docs/asyncapi.yaml (the event interface) from the event models
+	$(UV) run --locked python -m wasched.cli.asyncapi docs/asyncapi.yaml

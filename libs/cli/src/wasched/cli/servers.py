@@ -7,6 +7,7 @@ servers on 127.0.0.1. Each server is a child process stopped by pid.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -22,6 +23,16 @@ from pathlib import Path
 
 class ServerError(RuntimeError):
     """An embedded server could not be started."""
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: ask Linux to SIGTERM the child when its parent dies (no-op elsewhere)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -55,6 +66,8 @@ class Server:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    die_with_parent: bool = False
+    """Linux: the server gets SIGTERM if the process (thread) that started it dies."""
 
     def start(self, timeout: float = 30.0) -> Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +78,7 @@ class Server:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
             start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         log.close()
         self.wait_ready(timeout)

@@ -1,0 +1,87 @@
+"""`wasched schedule list`: the stored schedule as a table, times in the display zone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import tzinfo
+from typing import Any
+
+from wasched.common.clock import TimeFormatError, format_display, parse_utc
+from wasched.common.document import Document, DocumentError
+from wasched.common.settings import Settings
+
+COLUMNS = ("ID", "WHEN", "STATUS", "TO", "NAME", "MESSAGE")
+MESSAGE_WIDTH = 40
+
+
+class ListError(RuntimeError):
+    """The schedule could not be read."""
+
+
+def _when(raw: dict[str, Any], zone: tzinfo) -> tuple[str, str]:
+    """(sort key, shown text): unreadable times sort last and show as written."""
+    value = raw.get("scheduledTime")
+    try:
+        moment = parse_utc(value)
+    except (TimeFormatError, OverflowError, ValueError):
+        return ("~", f"{value!s} (invalid)")
+    return (moment.isoformat(), format_display(moment, zone))
+
+
+def _cell(value: object, width: int | None = None) -> str:
+    text = "" if value is None else " ".join(str(value).split())
+    if width is not None and len(text) > width:
+        return text[: width - 1] + "…"
+    return text
+
+
+def rows(
+    messages: Iterable[dict[str, Any]], zone: tzinfo, statuses: Sequence[str] = ()
+) -> list[tuple[str, ...]]:
+    """One row per message (optionally only some statuses), earliest first."""
+    keyed = []
+    for raw in messages:
+        status = _cell(raw.get("status"))
+        if statuses and status not in statuses:
+            continue
+        key, shown = _when(raw, zone)
+        row = (
+            _cell(raw.get("id")),
+            shown,
+            status + (f" ({_cell(raw['error'], 50)})" if raw.get("error") else ""),
+            _cell(raw.get("to")),
+            _cell(raw.get("contactName"), 20),
+            _cell(raw.get("message"), MESSAGE_WIDTH),
+        )
+        keyed.append((key, row))
+    return [row for _, row in sorted(keyed, key=lambda item: item[0])]
+
+
+def render(table: list[tuple[str, ...]]) -> str:
+    if not table:
+        return "no messages"
+    widths = [max(len(r[i]) for r in [COLUMNS, *table]) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [COLUMNS, *table]
+    ]
+    return "\n".join(lines)
+
+
+async def load(settings: Settings) -> Document:
+    # aioboto3 takes ~1 s to import: only `schedule list` pays for it.
+    from wasched.common.store import StoreError, open_store
+
+    if settings.s3_access_key_id is None and settings.s3_endpoint is None:
+        raise ListError(
+            "S3 is not configured: set S3_ENDPOINT, S3_BUCKET and the keys in .env "
+            "(for the local stack: --env-file .data/local.env)"
+        )
+    try:
+        async with open_store(settings) as store:
+            snapshot = await store.load()
+    except DocumentError as exc:
+        raise ListError(f"the stored schedule cannot be read: {exc}") from None
+    except StoreError as exc:
+        raise ListError(str(exc)) from None
+    return snapshot.doc

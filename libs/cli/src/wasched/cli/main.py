@@ -1,0 +1,236 @@
+"""`wasched`: schedule, list, cancel and send messages, link WhatsApp, check health.
+
+A thin layer: it parses arguments and calls library code. It talks to the running
+system over the NATS subjects of docs/contracts.md, never by editing S3 behind its
+back (`schedule list` only reads). Every error is one line on stderr:
+exit 2 for bad input, 1 when the system cannot be reached or refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from wasched.cli import listing, pairing, status
+from wasched.cli.bus import BusError, ask, connected
+from wasched.cli.outgoing import (
+    InputError,
+    cancel_request,
+    pair_phone,
+    schedule_request,
+    send_request,
+)
+from wasched.cli.when import WhenError, parse_when, require_future
+from wasched.common import topology
+from wasched.common.clock import format_display, format_utc, utcnow
+from wasched.common.document import STATUSES
+from wasched.common.events import Event
+from wasched.common.settings import Settings, SettingsError, load_settings
+
+OK, FAILED, BAD_INPUT = 0, 1, 2
+
+
+class Failure(Exception):
+    def __init__(self, text: str, code: int = FAILED) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class Report(Exception):
+    """A full answer for stdout that still ends with a non-zero exit (e.g. unhealthy)."""
+
+    def __init__(self, text: str, code: int = FAILED) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wasched", description="Scheduled WhatsApp messages, on time, once.")
+    parser.add_argument("--env-file", help="settings file (default: .env when present)")
+    parser.add_argument("--nats-url", help="NATS server (default: NATS_URL)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _schedule_parsers(commands)
+    send = commands.add_parser("send", help="send a message now")
+    _text_args(send)
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
+    send.set_defaults(run=cmd_send)
+    pair = commands.add_parser("pair", help="link the WhatsApp account (QR, or --phone code)")
+    pair.add_argument("--phone", help="get an 8-character pairing code for this number")
+    pair.add_argument("--timeout", type=float, default=180.0, help="seconds to wait (180)")
+    pair.set_defaults(run=cmd_pair)
+    health = commands.add_parser("status", help="the health checks (exit 0 when healthy)")
+    health.add_argument("--url", help="health endpoint (default http://127.0.0.1:HEALTH_PORT)")
+    health.add_argument("--check", action="store_true", help="one line only (for scripts)")
+    health.set_defaults(run=cmd_status)
+    return parser
+
+
+def _schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    schedule = commands.add_parser("schedule", help="add, list or cancel scheduled messages")
+    actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="schedule a message")
+    _text_args(add)
+    add.add_argument(
+        "--at", required=True, help="2025-12-24T10:00 (in --tz), 2025-12-24T10:00:00Z, or +5m"
+    )
+    add.add_argument("--tz", help="zone of --at without offset (default: DISPLAY_TIMEZONE)")
+    add.add_argument("--name", dest="contact_name", help="contact name (display only)")
+    add.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+    add.set_defaults(run=cmd_add)
+    show = actions.add_parser("list", help="the stored schedule, earliest first")
+    show.add_argument("--status", action="append", choices=sorted(STATUSES), default=[])
+    show.set_defaults(run=cmd_list)
+    cancel = actions.add_parser("cancel", help="cancel a pending message")
+    cancel.add_argument("id")
+    cancel.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+    cancel.set_defaults(run=cmd_cancel)
+
+
+def _text_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", required=True, help="phone in international digits, or a JID")
+    parser.add_argument("--message", required=True, help="the text")
+    parser.add_argument("--id", dest="message_id", help="message id (default: generated)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if args.env_file and not Path(args.env_file).is_file():
+        raise Failure(f"--env-file {args.env_file}: no such file", BAD_INPUT)
+    overrides: dict[str, object] = {"_env_file": args.env_file or ".env"}
+    if args.nats_url:
+        overrides["nats_url"] = args.nats_url
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        raise Failure(str(exc), BAD_INPUT) from None
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Failure(f"--tz: unknown time zone {name!r} (e.g. Europe/London)", BAD_INPUT) from None
+
+
+async def _request(settings: Settings, subject: str, event: Event, msg_id: str, wait: float) -> str:
+    async with connected(settings.nats_url) as nc:
+        reply = await ask(nc, subject, event, msg_id, wait)
+    if not reply.ok:
+        raise Failure(f"refused: {reply.error or 'no reason given'}")
+    return reply.id or ""
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> str:
+    zone = _zone(args.tz) if args.tz else settings.zone
+    now = utcnow()
+    at = require_future(parse_when(args.at, zone, now), now, zone)
+    event = schedule_request(
+        to=args.to,
+        message=args.message,
+        at=at,
+        now=now,
+        message_id=args.message_id,
+        contact_name=args.contact_name,
+    )
+    asyncio.run(_request(settings, topology.SCHEDULE, event, f"schedule:{event.id}", args.timeout))
+    shown = format_display(at, settings.zone)
+    return f"scheduled {event.id} for {shown} {settings.display_timezone} ({format_utc(at)})"
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> str:
+    doc = asyncio.run(listing.load(settings))
+    return listing.render(listing.rows(doc.messages, settings.zone, args.status))
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> str:
+    event = cancel_request(args.id)
+    asyncio.run(_request(settings, topology.CANCEL, event, f"cancel:{event.id}", args.timeout))
+    return f"cancelled {event.id}"
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> str:
+    event = send_request(to=args.to, message=args.message, now=utcnow(), message_id=args.message_id)
+    assert event.id is not None
+    asyncio.run(_request(settings, topology.SEND, event, f"send:{event.id}", args.timeout))
+    return f"sent {event.id}"
+
+
+def cmd_pair(args: argparse.Namespace, settings: Settings) -> str:
+    phone = pair_phone(args.phone) if args.phone else None
+
+    async def run() -> str:
+        async with connected(settings.nats_url) as nc:
+            if phone:
+                code = await pairing.pair_code(nc, phone, args.timeout)
+                return f"{pairing.CODE_HINT}: {code}"
+            done = await pairing.watch_qr(nc, args.timeout, _say)
+        if not done.ok:
+            raise Failure(done.text)
+        return done.text
+
+    return asyncio.run(run())
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> str:
+    url = args.url or f"http://127.0.0.1:{settings.health_port}/health"
+    token = settings.health_token.get_secret_value() if settings.health_token else None
+    healthy, body = status.fetch(url, token)
+    checks = status.parse_checks(body)
+    text = status.summary(checks, healthy) if args.check else status.render(checks, healthy)
+    if not healthy:
+        raise Report(text)
+    return text
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+_ERRORS = (InputError, WhenError)
+_FAILURES = (BusError, listing.ListError, status.StatusError)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else BAD_INPUT
+    command: Callable[[argparse.Namespace, Settings], str] = args.run
+    try:
+        print(command(args, _settings(args)), flush=True)
+    except Report as exc:
+        print(exc, flush=True)
+        return exc.code
+    except Failure as exc:
+        return _fail(str(exc), exc.code)
+    except _ERRORS as exc:
+        return _fail(str(exc), BAD_INPUT)
+    except _FAILURES as exc:
+        return _fail(str(exc), FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    return OK
+
+
+def _fail(text: str, code: int) -> int:
+    print(f"wasched: {text}", file=sys.stderr, flush=True)
+    return code
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()
