@@ -128,3 +128,10 @@ def test_settings_model_lists_every_design_variable() -> None:
     }
     names = {f.validation_alias.choices[0] for f in Settings.model_fields.values()}  # type: ignore[union-attr]
     assert design <= names
+
+
+def test_empty_values_count_as_unset(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("HEALTH_TOKEN=\nPOLL_INTERVAL_SECONDS=\n")
+    s = load_settings()
+    assert s.health_token is None
+    assert s.poll_interval_seconds == 60

@@ -35,7 +35,11 @@ def _env(name: str, *older: str) -> AliasChoices:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
