@@ -1,0 +1,97 @@
+"""How outcomes and receipts are written into the stored document, by message key.
+
+Runs inside `ScheduleStore.update`, so it may be re-applied to a fresher copy
+after a conflicting write: every decision looks at the message as it is now.
+A `sent` outcome is the truth about WhatsApp and wins over anything; the other
+outcomes only settle a message that is still `pending`, so a stale or
+redelivered one never overwrites a newer terminal status. Receipts only fill
+a time that is not set yet. Only events the ledger backs are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from wasched.common.clock import format_utc
+from wasched.common.document import Document, JsonObject, Patch, PatchResult, apply_patches
+from wasched.common.events import Outcome, Receipt
+from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.common.messages import Status
+
+RECEIPT_FIELD = {"delivered": "deliveredAt", "read": "readAt", "played": "readAt"}
+_ONLY_PENDING = frozenset({Status.PENDING.value})
+_HANDED_ON = {LedgerState.CLAIMED, LedgerState.SENT}
+
+Event = Outcome | Receipt
+
+
+def vouch(event: Event, entry: LedgerEntry | None) -> Event | None:
+    """What the ledger backs, or None: a stray event on wasched.outcome cannot mark an
+    unsent message sent. An outcome that contradicts a settled entry yields the entry's."""
+    if entry is None:
+        return None
+    if isinstance(event, Receipt):
+        return event if entry.state in _HANDED_ON else None
+    if entry.state is LedgerState.CLAIMED or entry.state.value == event.status.value:
+        return event
+    return entry.outcome(event.id)
+
+
+def apply_events(doc: Document, events: Iterable[Event]) -> PatchResult:
+    """Apply outcomes first, then receipts (a receipt may follow its outcome in one batch)."""
+    ordered = sorted(events, key=lambda e: isinstance(e, Receipt))
+    index = doc.by_key()
+    patches: list[Patch] = []
+    result = PatchResult()
+    for event in ordered:
+        raw = index.get(event.id)
+        if raw is None:
+            result.missing.append(event.id)
+            continue
+        patch = (
+            outcome_patch(event, raw) if isinstance(event, Outcome) else receipt_patch(event, raw)
+        )
+        if patch is None:
+            result.unchanged.append(event.id)
+        else:
+            patches.append(patch)
+    applied = apply_patches(doc, patches)
+    result.changed += applied.changed
+    result.unchanged += applied.unchanged
+    result.skipped += applied.skipped
+    result.missing += applied.missing
+    return result
+
+
+def outcome_patch(outcome: Outcome, raw: JsonObject) -> Patch:
+    fields = outcome_fields(outcome, raw)
+    guard = None if outcome.status is Status.SENT else _ONLY_PENDING
+    return Patch(outcome.id, fields, only_if_status=guard)
+
+
+def outcome_fields(outcome: Outcome, raw: JsonObject) -> dict[str, Any]:
+    """The stored fields for an outcome; unknown fields of the message are left alone."""
+    fields: dict[str, Any] = {"status": outcome.status.value}
+    if outcome.status is Status.SENT:
+        fields["sentAt"] = format_utc(outcome.sent_at or outcome.at)
+        if outcome.wa_message_id:
+            fields["waMessageId"] = outcome.wa_message_id
+        for stale in ("error", "errorKind"):  # a send that succeeded carries no error
+            if raw.get(stale) is not None:
+                fields[stale] = None
+    else:
+        if outcome.error is not None:
+            fields["error"] = outcome.error
+        if outcome.error_kind is not None:
+            fields["errorKind"] = outcome.error_kind.value
+    if outcome.attempts is not None:
+        fields["attempts"] = outcome.attempts
+    return fields
+
+
+def receipt_patch(receipt: Receipt, raw: JsonObject) -> Patch | None:
+    name = RECEIPT_FIELD[receipt.kind]
+    if raw.get(name) is not None:
+        return None  # the first delivery/read time stands
+    return Patch(receipt.id, {name: format_utc(receipt.at)})
