@@ -256,11 +256,6 @@ def test_metrics_match_the_sends_and_health_catches_silence(
     assert value(stack.scrape(), "wasched_messages_total", status="sent", error_kind="") == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="poller: a message claimed by the sender but not yet sent is left out of "
-    "`overdue`/`oldestOverdueSeconds` (plan.decide returns HOLD without `message`)",
-)
 def test_health_catches_a_send_that_hangs(stack: Stack, seaweed: S3Server, prefix: str) -> None:
     """Every process alive and connected, yet a due message is not going out."""
     for service in ("health", "poller"):

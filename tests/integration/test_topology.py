@@ -6,6 +6,7 @@ import asyncio
 
 from nats.js import JetStreamContext
 
+from tests.support.waiting import eventually
 from wasched.common import ledger, topology
 from wasched.common.ledger import LedgerEntry, LedgerState
 
@@ -82,3 +83,25 @@ async def test_ids_with_odd_characters_get_valid_keys(js: JetStreamContext) -> N
     for odd in ("a b", "ünï", "x.y*z>", "id/with/slash"):
         assert (await ledger.claim(kv, odd)).won
         assert not (await ledger.claim(kv, odd)).won
+
+
+async def test_ledger_mirror_follows_the_bucket(js: JetStreamContext) -> None:
+    kv, _ = await topology.declare(js)
+    await ledger.cancel(kv, "before-start")
+    mirror = ledger.LedgerMirror(kv)
+    await mirror.start()
+    try:
+        assert mirror.get("before-start").state is LedgerState.CANCELLED
+        claim = await ledger.claim(kv, "odd id/1")
+        await eventually(lambda: mirror.get("odd id/1"), what="claim in the mirror")
+        await ledger.settle(kv, "odd id/1", LedgerEntry(state=LedgerState.SENT), claim.revision)
+        await eventually(
+            lambda: mirror.get("odd id/1").state is LedgerState.SENT, what="settle in the mirror"
+        )
+        released = await ledger.claim(kv, "released")
+        await eventually(lambda: mirror.get("released"), what="second claim in the mirror")
+        await ledger.release(kv, "released", released.revision)
+        await eventually(lambda: mirror.get("released") is None and len(mirror) == 2, what="delete")
+        assert mirror.view(["before-start", "missing"]).keys() == {"before-start"}
+    finally:
+        await mirror.stop()

@@ -122,7 +122,7 @@ def decide(
     if entry is not None:
         if now - entry.at >= limits.claim_stale:
             return Step(key, Action.RESTORE, outcome=interrupted_outcome(key))
-        return Step(key, Action.HOLD)
+        return Step(key, Action.HOLD, message=_readable(raw))  # counted if overdue (a hung send)
     try:
         msg = read_message(raw)
     except MessageInvalid as exc:
@@ -228,6 +228,13 @@ def expiry_reason(msg: ScheduledMessage, now: datetime, limits: Limits) -> str |
             f"{_span(limits.max_lateness)} allowed (MAX_LATENESS_SECONDS)"
         )
     return None
+
+
+def _readable(raw: JsonObject) -> ScheduledMessage | None:
+    try:
+        return read_message(raw)
+    except MessageInvalid:
+        return None
 
 
 def _failed(key: str, kind: ErrorKind, reason: str, now: datetime) -> Outcome:
