@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, tzinfo
 
 
@@ -17,7 +18,12 @@ def parse_utc(value: object) -> datetime:
     """Parse ISO-8601 (`Z`, offsets, fractions) into aware UTC; a naive time is an error."""
     if not isinstance(value, str) or not value.strip():
         raise TimeFormatError(f"expected an ISO-8601 time string, got {value!r}")
-    text = value.strip()
+    return _parse(value.strip())
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse(text: str) -> datetime:
+    """Cached: every poll re-reads the same times (datetimes are immutable)."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -1,0 +1,1 @@
+"""Benchmarks: wasched against the polling baseline it replaces (`make bench`)."""
