@@ -106,7 +106,7 @@ class ScheduleStore:
             if not mutate(doc):
                 return snap
             body = render_document(doc)
-            if await self._put(body, snap):
+            if await self._put(body, doc, snap):
                 return Snapshot(doc=doc, etag=self._etag, changed=True, exists=True)
             self.stats.conflicts += 1
             log.info("schedule changed by another writer during our write; re-applying")
@@ -163,7 +163,7 @@ class ScheduleStore:
         self._etag, self._body, self._doc = response.get("ETag"), body, doc
         return Snapshot(doc, self._etag, changed=True, exists=True)
 
-    async def _put(self, body: bytes, read: Snapshot) -> bool:
+    async def _put(self, body: bytes, doc: Document, read: Snapshot) -> bool:
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key,
@@ -184,8 +184,7 @@ class ScheduleStore:
             self.conditional_writes = False
             return False
         self.stats.writes += 1
-        self._etag, self._body = response.get("ETag"), body
-        self._doc = parse_document(body)
+        self._etag, self._body, self._doc = response.get("ETag"), body, doc
         return True
 
     async def _call(self, op: str, **kwargs: Any) -> Any:
