@@ -1,0 +1,254 @@
+"""The two invariants every scenario ends with, and the evidence behind them.
+
+1. Every message id appears at most once in the outbox (at most once), and
+   every outbox line is recorded honestly in the document (`sent`, or
+   `failed/interrupted` when a crash hit mid-send).
+2. Every message ends terminal in the stored document (no loss), and
+   `interrupted` failures occur only where a disruption really hit mid-send:
+   the id's ledger claim was made before a disruption, and each disruption
+   explains at most one interrupted id (the sender sends one at a time).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from tests.faults.outbox import Outbox
+from wasched.common.clock import parse_utc
+from wasched.common.document import TERMINAL
+from wasched.common.recipients import InvalidRecipient, parse_recipient
+
+Message = dict[str, Any]
+
+WASCHED_FIELDS = frozenset(
+    {
+        "status",
+        "sentAt",
+        "error",
+        "errorKind",
+        "waMessageId",
+        "deliveredAt",
+        "readAt",
+        "attempts",
+        "latenessSeconds",
+    }
+)
+"""Fields wasched writes; every other field belongs to the writers and must survive."""
+
+EARLY_TOLERANCE_SECONDS = 0.05
+IN_FLIGHT_SECONDS = 10.0
+"""A claim counts as hit by a disruption that starts at most this long after it."""
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    interrupted: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    early: int = 0
+    max_late_seconds: float = 0.0
+
+    def fail(self, text: str) -> None:
+        self.problems.append(text)
+
+    def assert_ok(self, limit: int = 25) -> None:
+        shown = "\n  ".join(self.problems[:limit])
+        more = len(self.problems) - limit
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        assert not self.problems, f"{len(self.problems)} invariant violations:\n  {shown}{tail}"
+
+
+def is_interrupted(message: Message) -> bool:
+    return message.get("status") == "failed" and message.get("errorKind") == "interrupted"
+
+
+def check_run(
+    expected: dict[str, Message],
+    stored: list[Message],
+    outbox: Outbox,
+    *,
+    claims: dict[str, float] | None = None,
+    disruptions: Iterable[float] = (),
+    allow_pending: frozenset[str] = frozenset(),
+    never_sent: frozenset[str] = frozenset(),
+    raced: frozenset[str] = frozenset(),
+    outcomes: Mapping[str, tuple[str, str | None]] = MappingProxyType({}),
+) -> Verdict:
+    """`expected`: the writers' final view by id; `stored`: the final document's messages.
+
+    `raced`: ids changed too close to their time to require either outcome (only the
+    at-most-once check applies); `outcomes`: id → the (status, errorKind) it must end with.
+    """
+    verdict = Verdict()
+    by_id = _index(stored, verdict)
+    checked = {k: v for k, v in by_id.items() if k not in raced}
+    _check_outbox(verdict, outbox, by_id, never_sent, raced)
+    _check_terminal(verdict, expected, by_id, allow_pending)
+    _check_writers_fields(verdict, expected, by_id)
+    _check_sent(verdict, checked, outbox)
+    _check_timing(verdict, checked, outbox)
+    _check_interrupted(verdict, by_id, claims or {}, sorted(disruptions))
+    _check_outcomes(verdict, by_id, outcomes)
+    return verdict
+
+
+def _index(stored: list[Message], verdict: Verdict) -> dict[str, Message]:
+    by_id: dict[str, Message] = {}
+    for message in stored:
+        ident = message.get("id")
+        if isinstance(ident, str) and ident not in by_id:
+            by_id[ident] = message
+        verdict.statuses[str(message.get("status"))] += 1
+    return by_id
+
+
+def _check_outbox(
+    verdict: Verdict,
+    outbox: Outbox,
+    by_id: dict[str, Message],
+    never_sent: frozenset[str],
+    raced: frozenset[str],
+) -> None:
+    for ident, count in outbox.counts().items():
+        if count > 1:
+            verdict.duplicates += 1
+            verdict.fail(f"{ident}: handed to WhatsApp {count} times")
+        if ident in raced:
+            continue
+        if ident in never_sent:
+            verdict.fail(f"{ident}: sent although it must never be (deleted/cancelled/invalid)")
+        message = by_id.get(ident)
+        if message is None:
+            if ident not in never_sent:
+                verdict.fail(f"{ident}: sent but not in the stored document")
+            continue
+        if message.get("status") != "sent" and not is_interrupted(message):
+            verdict.fail(
+                f"{ident}: sent but recorded as {message.get('status')}/{message.get('errorKind')}"
+            )
+    for line in outbox.torn:
+        verdict.fail(f"torn outbox line (send cut mid-write): {line[:120]!r}")
+
+
+def _check_terminal(
+    verdict: Verdict,
+    expected: dict[str, Message],
+    by_id: dict[str, Message],
+    allow_pending: frozenset[str],
+) -> None:
+    for ident in expected:
+        message = by_id.get(ident)
+        if message is None:
+            verdict.lost += 1
+            verdict.fail(f"{ident}: missing from the stored document")
+        elif message.get("status") not in TERMINAL and ident not in allow_pending:
+            verdict.lost += 1
+            verdict.fail(f"{ident}: still {message.get('status')!r}, not terminal")
+
+
+def _check_writers_fields(
+    verdict: Verdict, expected: dict[str, Message], by_id: dict[str, Message]
+) -> None:
+    """Every field a writer set is still there with its value (edits and unknown fields)."""
+    for ident, mine in expected.items():
+        stored = by_id.get(ident)
+        if stored is None:
+            continue
+        for name, value in mine.items():
+            if name in WASCHED_FIELDS:
+                continue
+            if name not in stored or stored[name] != value:
+                verdict.fail(
+                    f"{ident}: writer's field {name}={value!r} lost (stored {stored.get(name)!r})"
+                )
+
+
+def _check_sent(verdict: Verdict, by_id: dict[str, Message], outbox: Outbox) -> None:
+    sends = outbox.by_id()
+    for ident, message in by_id.items():
+        if message.get("status") != "sent":
+            continue
+        send = sends.get(ident)
+        if send is None:
+            verdict.fail(f"{ident}: recorded sent but never handed to WhatsApp")
+            continue
+        if not message.get("sentAt"):
+            verdict.fail(f"{ident}: sent without sentAt")
+        if send.message != message.get("message"):
+            verdict.fail(f"{ident}: sent text differs from the stored text")
+        jid = _jid(message.get("to"))
+        if jid is not None and send.jid != jid:
+            verdict.fail(f"{ident}: sent to {send.jid}, stored recipient is {jid}")
+
+
+def _check_timing(verdict: Verdict, by_id: dict[str, Message], outbox: Outbox) -> None:
+    for send in outbox.sends:
+        message = by_id.get(send.id)
+        due = _time(message.get("scheduledTime")) if message else None
+        if send.at is None or due is None:
+            continue
+        late = (send.at - due).total_seconds()
+        if late < -EARLY_TOLERANCE_SECONDS:
+            verdict.early += 1
+            verdict.fail(f"{send.id}: sent {-late:.2f}s before its scheduledTime")
+        verdict.max_late_seconds = max(verdict.max_late_seconds, late)
+
+
+def _check_interrupted(
+    verdict: Verdict,
+    by_id: dict[str, Message],
+    claims: dict[str, float],
+    disruptions: list[float],
+) -> None:
+    used: set[float] = set()
+    for ident, message in sorted(by_id.items(), key=lambda item: claims.get(item[0], 0.0)):
+        if not is_interrupted(message):
+            continue
+        verdict.interrupted += 1
+        claimed = claims.get(ident)
+        if claimed is None:
+            verdict.fail(f"{ident}: interrupted but the ledger holds no claim for it")
+            continue
+        after = [
+            t
+            for t in disruptions
+            if claimed - 0.05 <= t <= claimed + IN_FLIGHT_SECONDS and t not in used
+        ]
+        if not after:
+            verdict.fail(
+                f"{ident}: interrupted, but no crash within {IN_FLIGHT_SECONDS:.0f}s "
+                f"after its claim at {claimed:.3f}"
+            )
+            continue
+        used.add(after[0])
+
+
+def _check_outcomes(
+    verdict: Verdict, by_id: dict[str, Message], outcomes: Mapping[str, tuple[str, str | None]]
+) -> None:
+    for ident, (status, kind) in outcomes.items():
+        message = by_id.get(ident, {})
+        got = (message.get("status"), message.get("errorKind"))
+        if got[0] != status or (kind is not None and got[1] != kind):
+            verdict.fail(f"{ident}: ended {got[0]}/{got[1]}, expected {status}/{kind}")
+
+
+def _jid(to: object) -> str | None:
+    try:
+        return parse_recipient(to).jid
+    except InvalidRecipient:
+        return None
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return parse_utc(value)
+    except (ValueError, OverflowError):
+        return None
