@@ -44,9 +44,16 @@ def test_bad_times_say_why(value: object, says: str) -> None:
 
 def test_stored_form_matches_existing_writers() -> None:
     assert (
-        format_utc(datetime(2025, 12, 23, 8, 50, 2, 311999, tzinfo=UTC))
+        format_utc(datetime(2025, 12, 23, 8, 50, 2, 311000, tzinfo=UTC))
         == "2025-12-23T08:50:02.311Z"
     )
+    assert format_utc(datetime(2025, 12, 23, 8, 50, 2, tzinfo=UTC)) == "2025-12-23T08:50:02.000Z"
+
+
+def test_stored_form_keeps_microseconds_when_there_are_any() -> None:
+    moment = datetime(2025, 12, 23, 8, 50, 2, 311999, tzinfo=UTC)
+    assert format_utc(moment) == "2025-12-23T08:50:02.311999Z"
+    assert parse_utc(format_utc(moment)) == moment
 
 
 @pytest.mark.parametrize(

@@ -47,9 +47,12 @@ def stored(**fields: Any) -> dict[str, Any]:
         (b"[]", "invalid schedule request: Input should be an object"),
         (request(id=None), "invalid schedule request: id: Field required"),
         (request(scheduledTime="2025-12-24T10:00:00"), "scheduledTime: Input should have timezone"),
-        (request(message=" "), "message: Value error, message text is empty"),
+        (request(message=" "), "message: message text is empty"),
         (request(to=""), "to: String should have at least 1 character"),
-        (request(scheduledTime="9999-12-31T23:59:59-01:00"), "scheduledTime: time out of range"),
+        (
+            request(scheduledTime="9999-12-31T23:59:59-01:00"),
+            "scheduledTime: time '9999-12-31T23:59:59-01:00' is out of range",
+        ),
     ],
 )
 def test_malformed_schedule_requests(body: bytes, error: str) -> None:

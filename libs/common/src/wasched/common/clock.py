@@ -33,15 +33,34 @@ def _parse(text: str) -> datetime:
             f"time {text!r} has no time zone; write it in UTC with a trailing Z "
             "(e.g. 2025-12-24T10:00:00Z) or with an offset"
         )
-    return parsed.astimezone(UTC)
+    return to_storable_utc(parsed)
+
+
+def to_storable_utc(moment: datetime) -> datetime:
+    """Aware UTC between years 1000 and 9999, the range the stored form can hold."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise TimeFormatError(f"time {moment.isoformat()!r} is out of range") from None
+    if not 1000 <= utc.year <= 9999:
+        raise TimeFormatError(f"time {moment.isoformat()!r} is out of range (years 1000–9999)")
+    return utc
 
 
 def format_utc(moment: datetime) -> str:
-    """The stored form: `2025-12-24T10:00:00.000Z`, like the existing writers."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """The stored form: `2025-12-24T10:00:00.000Z`, like the existing writers
+    (microseconds only when there are any, so nothing is lost)."""
+    m = moment.astimezone(UTC)
+    fraction = f"{m.microsecond:06d}" if m.microsecond % 1000 else f"{m.microsecond // 1000:03d}"
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{fraction}Z"
+    )
 
 
 def format_display(moment: datetime, zone: tzinfo) -> str:
-    """Wall time for people: `24/12/2025, 10:00:05`."""
-    return moment.astimezone(zone).strftime("%d/%m/%Y, %H:%M:%S")
+    """Wall time for people: `24/12/2025, 10:00:05` (UTC, marked, at the ends of time)."""
+    try:
+        return moment.astimezone(zone).strftime("%d/%m/%Y, %H:%M:%S")
+    except OverflowError:
+        return moment.astimezone(UTC).strftime("%d/%m/%Y, %H:%M:%S UTC")

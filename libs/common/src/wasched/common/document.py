@@ -37,16 +37,21 @@ class Document:
     extra: JsonObject = field(default_factory=dict)
 
     def keyed(self) -> Iterator[tuple[str | None, JsonObject]]:
-        """Each message with its key: the id, or `id#n` for the n-th repeat of an id."""
-        seen: dict[str, int] = {}
+        """Each message with its key: the id, or `id#n` for a repeat of an id (n chosen so
+        that the key is no other message's id)."""
+        ids = {i for raw in self.messages if isinstance(i := raw.get("id"), str)}
+        used: set[str] = set()
         for raw in self.messages:
             ident = raw.get("id")
             if not isinstance(ident, str) or not ident:
                 yield None, raw
                 continue
-            n = seen.get(ident, 0)
-            seen[ident] = n + 1
-            yield (ident if n == 0 else f"{ident}#{n}"), raw
+            key, n = ident, 0
+            while key in used or (n > 0 and key in ids):
+                n += 1
+                key = f"{ident}#{n}"
+            used.add(key)
+            yield key, raw
 
     def by_key(self) -> dict[str, JsonObject]:
         return {key: raw for key, raw in self.keyed() if key is not None}
@@ -66,6 +71,10 @@ def parse_document(body: bytes) -> Document:
         raise DocumentError(
             f"schedule is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise DocumentError("schedule is not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DocumentError(f"schedule is not usable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise DocumentError(
             f'schedule must be a JSON object {{"messages": [...]}}, got {_kind(data)}'
@@ -84,7 +93,12 @@ def parse_document(body: bytes) -> Document:
 
 def render_document(doc: Document) -> bytes:
     data = {"messages": doc.messages, **doc.extra}
-    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    try:
+        return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    except UnicodeEncodeError:
+        # A lone surrogate escape (half an emoji, as JavaScript may write it) is valid
+        # JSON but not UTF-8: write it back escaped, exactly as it was read.
+        return (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode()
 
 
 @dataclass(slots=True)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from wasched.common.clock import utcnow
+from wasched.common.clock import TimeFormatError, to_storable_utc, utcnow
 from wasched.common.messages import ErrorKind, Status
+
+
+def _storable(moment: datetime) -> datetime:
+    try:
+        return to_storable_utc(moment)
+    except TimeFormatError as exc:
+        raise ValueError(str(exc)) from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_storable)]
+"""An aware time that converts to UTC and fits the stored form."""
 
 
 class Event(BaseModel):
@@ -18,7 +30,12 @@ class Event(BaseModel):
     )
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        if not self.model_extra:
+            return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        # `exclude_none` is for our optional fields; a caller's extra field keeps its null.
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data.update(self.model_extra)
+        return json.dumps(data, ensure_ascii=False).encode()
 
 
 class _Text(Event):
@@ -38,8 +55,8 @@ class DueMessage(_Text):
     """`wasched.due`: a pending message whose time has come (poller → sender)."""
 
     id: str = Field(min_length=1)
-    scheduled_time: AwareDatetime
-    expires_at: AwareDatetime | None = None
+    scheduled_time: UtcTime
+    expires_at: UtcTime | None = None
 
 
 class SendRequest(_Text):
@@ -54,8 +71,8 @@ class ScheduleRequest(_Text):
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1, max_length=200)
-    scheduled_time: AwareDatetime
-    expires_at: AwareDatetime | None = None
+    scheduled_time: UtcTime
+    expires_at: UtcTime | None = None
 
 
 class CancelRequest(Event):
@@ -69,8 +86,8 @@ class Outcome(Event):
 
     id: str
     status: Status
-    at: AwareDatetime = Field(default_factory=utcnow)
-    sent_at: AwareDatetime | None = None
+    at: UtcTime = Field(default_factory=utcnow)
+    sent_at: UtcTime | None = None
     error: str | None = None
     error_kind: ErrorKind | None = None
     wa_message_id: str | None = None
@@ -85,7 +102,7 @@ class Receipt(Event):
 
     id: str
     kind: Literal["delivered", "read", "played"]
-    at: AwareDatetime
+    at: UtcTime
     wa_message_id: str | None = None
 
 
@@ -101,7 +118,7 @@ class Heartbeat(Event):
     """`wasched.heartbeat.<service>`: live state, no persistence."""
 
     service: str
-    at: AwareDatetime = Field(default_factory=utcnow)
+    at: UtcTime = Field(default_factory=utcnow)
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -123,7 +140,7 @@ class SenderStatus(Event):
     """`wasched.status.sender`: connection state, with the QR or pair code when linking."""
 
     state: SenderState
-    at: AwareDatetime = Field(default_factory=utcnow)
+    at: UtcTime = Field(default_factory=utcnow)
     transport: str = "neonize"
     detail: str | None = None
     qr: str | None = None

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     )
 
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
+    nats_replicas: int = Field(1, ge=1, le=5, validation_alias=_env("NATS_REPLICAS"))
+    """Replicas of the stream and buckets in a NATS cluster (3 for a three-node cluster)."""
     s3_endpoint: str | None = Field(None, validation_alias=_env("S3_ENDPOINT", "B2_S3_ENDPOINT"))
     s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION", "B2_REGION"))
     s3_access_key_id: SecretStr | None = Field(
@@ -112,6 +114,11 @@ class Settings(BaseSettings):
             if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
                 raise ValueError(f"expected nats://host:port, got {url.strip()!r}")
         return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """`NATS_URL` may list several servers of a cluster, comma-separated."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     @property
     def zone(self) -> ZoneInfo:

@@ -83,15 +83,19 @@ def stream_config(replicas: int = 1) -> StreamConfig:
 
 
 async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, KeyValue]:
-    """Create or update the stream and buckets; safe to run at every start of every service."""
-    config = stream_config(replicas)
+    """Create or update the stream and buckets; safe to run at every start of every service.
+
+    Replicas are never reduced: one service started without `NATS_REPLICAS` must not
+    scale a clustered stream down to a single copy.
+    """
     try:
-        await js.stream_info(STREAM)
+        info = await js.stream_info(STREAM)
     except NotFoundError:
         with contextlib.suppress(BadRequestError):
-            await js.add_stream(config)
+            await js.add_stream(stream_config(replicas))
     else:
-        await js.update_stream(config)
+        current = info.config.num_replicas or 1
+        await js.update_stream(stream_config(max(replicas, current)))
     ledger = await _bucket(js, LEDGER_BUCKET, history=5, replicas=replicas)
     lease = await _bucket(js, LEASE_BUCKET, history=1, replicas=replicas)
     return ledger, lease

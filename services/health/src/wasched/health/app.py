@@ -119,7 +119,7 @@ def create_broker(
 ) -> NatsBroker:
     connection_log = connection_log or ConnectionLog()
     broker = NatsBroker(
-        [url.strip() for url in settings.nats_url.split(",")],
+        settings.nats_servers,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         error_cb=connection_log.error,
@@ -193,7 +193,7 @@ def create_service(settings: Settings) -> HealthService:
 
     async def declare() -> None:
         connection = await broker.connect()
-        await topology.declare(connection.jetstream())
+        await topology.declare(connection.jetstream(), settings.nats_replicas)
 
     monitor.nats_up = nats_up
     stream_app = FastStream(broker, on_startup=[declare], logger=log)

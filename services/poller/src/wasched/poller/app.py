@@ -33,7 +33,7 @@ class PollerApp:
         broker_log.addFilter(quiet_broker_noise)
         link = ConnectionLog(settings.nats_url)
         self.broker = NatsBroker(
-            settings.nats_url.split(","),
+            settings.nats_servers,
             name="wasched-poller",
             error_cb=link.on_error,
             disconnected_cb=link.on_disconnected,

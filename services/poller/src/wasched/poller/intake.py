@@ -77,7 +77,8 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         where = ".".join(str(part) for part in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 
 

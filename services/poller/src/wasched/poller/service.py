@@ -112,7 +112,7 @@ class Poller:
         await self._probe_store(store)
         nc = await self._connect()
         js = nc.jetstream()
-        ledger_kv, lease_kv = await topology.declare(js)
+        ledger_kv, lease_kv = await topology.declare(js, self.settings.nats_replicas)
         lease = Lease(lease_kv, self.holder, lease_ttl(self.interval))
         await self._wait_for_lease(lease)
         self._tasks.append(asyncio.create_task(self._renew_loop(lease), name="lease"))

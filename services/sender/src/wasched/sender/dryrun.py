@@ -1,0 +1,91 @@
+"""The dryrun transport: every would-be send becomes one JSON line in `DRYRUN_OUTBOX`.
+
+Each line is `{"id", "jid", "message", "at", "waMessageId"}`, flushed and fsynced
+before the send returns, so a SIGKILL right after cannot lose it. Numbers listed
+in `DRYRUN_NOT_ON_WHATSAPP` are answered "not on WhatsApp"; every other valid
+number is on it. `DRYRUN_SEND_DELAY_SECONDS` (a test hook, default 0) holds each
+send after its line is written, as if WhatsApp's answer were slow: a crash in
+that window (handed over, no outcome yet) can be staged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from wasched.common.clock import format_utc, utcnow
+from wasched.common.recipients import Recipient
+from wasched.sender.connection import Ready
+from wasched.sender.transport import PairingError, Sent, TransportListener
+
+log = logging.getLogger("wasched.sender.dryrun")
+
+
+class DryrunTransport:
+    name = "dryrun"
+
+    def __init__(
+        self,
+        outbox: Path,
+        *,
+        not_on_whatsapp: frozenset[str] = frozenset(),
+        send_delay: float = 0.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.outbox = outbox
+        self.not_on_whatsapp = not_on_whatsapp
+        self.send_delay = send_delay
+        self._clock = clock
+
+    async def start(self, listener: TransportListener) -> None:
+        self.outbox.parent.mkdir(parents=True, exist_ok=True)
+        log.info("dryrun transport: sends are written to %s, nothing goes to WhatsApp", self.outbox)
+        listener.connection_event(Ready())
+
+    async def restart(self) -> None:
+        return None
+
+    async def stop_client(self) -> None:
+        return None
+
+    async def stop(self, timeout: float) -> None:
+        return None
+
+    async def is_on_whatsapp(self, recipient: Recipient) -> bool:
+        return recipient.jid not in self.not_on_whatsapp
+
+    async def typing(self, recipient: Recipient, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def send(self, message_id: str, recipient: Recipient, text: str) -> Sent:
+        sent = Sent(wa_message_id="DRYRUN" + uuid.uuid4().hex[:20].upper(), at=self._clock())
+        line = {
+            "id": message_id,
+            "jid": recipient.jid,
+            "message": text,
+            "at": format_utc(sent.at),
+            "waMessageId": sent.wa_message_id,
+        }
+        await asyncio.to_thread(_append_line, self.outbox, json.dumps(line, ensure_ascii=False))
+        if self.send_delay > 0:
+            log.warning(
+                "DRYRUN_SEND_DELAY_SECONDS: holding %s for %gs", message_id, self.send_delay
+            )
+            await asyncio.sleep(self.send_delay)
+        return sent
+
+    async def pair_code(self, phone: str) -> str:
+        raise PairingError("dryrun transport does not pair: set WHATSAPP_TRANSPORT=neonize")
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())

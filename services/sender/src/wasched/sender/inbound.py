@@ -1,0 +1,112 @@
+"""Reading one input message (`wasched.due` or `wasched.send`) into a job, or a reason to reject it.
+
+Pure: the stream sequence and storage time come in with the payload. A send
+request without an id gets one derived from where JetStream stored it, so a
+redelivery of the same request can never be sent under a second id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from wasched.common.events import DueMessage, SendRequest
+from wasched.common.topology import DUE, REPLY_HEADER, SEND
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    to: str
+    text: str
+    subject: str
+    scheduled: datetime
+    """When it was meant to go: `scheduledTime`, or when a send request was stored."""
+    expires_at: datetime | None = None
+    reply_to: str | None = None
+    generated_id: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+    id: str | None = None
+    """A readable id of a malformed `wasched.due` message (it gets a `validation` outcome)."""
+    reply_to: str | None = None
+
+
+def read_job(
+    subject: str,
+    data: bytes,
+    headers: dict[str, str] | None,
+    *,
+    stream_seq: int,
+    stored_at: datetime,
+) -> Job | Rejected:
+    reply_to = (headers or {}).get(REPLY_HEADER) or None
+    if subject == DUE:
+        return _due(data, reply_to)
+    if subject == SEND:
+        return _send(data, reply_to, stream_seq, stored_at)
+    return Rejected(f"unexpected subject {subject!r}", reply_to=reply_to)
+
+
+def generated_id(stream_seq: int, stored_at: datetime) -> str:
+    return f"send-{int(stored_at.timestamp() * 1000)}-{stream_seq}"
+
+
+def describe(exc: ValidationError) -> str:
+    """One line naming each bad field, e.g. `to: String should have at least 1 character`."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        if err["type"] == "json_invalid":
+            return f"payload is not valid JSON ({err['msg'].removeprefix('Invalid JSON: ')})"
+        if err["type"] == "model_type":
+            return "payload must be a JSON object"
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _due(data: bytes, reply_to: str | None) -> Job | Rejected:
+    try:
+        due = DueMessage.model_validate_json(data)
+    except ValidationError as exc:
+        return Rejected(describe(exc), id=_readable_id(data), reply_to=reply_to)
+    return Job(
+        id=due.id,
+        to=due.to,
+        text=due.message,
+        subject=DUE,
+        scheduled=due.scheduled_time,
+        expires_at=due.expires_at,
+        reply_to=reply_to,
+    )
+
+
+def _send(data: bytes, reply_to: str | None, seq: int, stored_at: datetime) -> Job | Rejected:
+    try:
+        request = SendRequest.model_validate_json(data)
+    except ValidationError as exc:
+        return Rejected(describe(exc), reply_to=reply_to)
+    return Job(
+        id=request.id or generated_id(seq, stored_at),
+        to=request.to,
+        text=request.message,
+        subject=SEND,
+        scheduled=stored_at,
+        reply_to=reply_to,
+        generated_id=request.id is None,
+    )
+
+
+def _readable_id(data: bytes) -> str | None:
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    return ident if isinstance(ident, str) and ident.strip() else None

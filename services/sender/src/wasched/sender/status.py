@@ -1,0 +1,120 @@
+"""Live state for the health service: `SenderStatus` on every change and every few seconds,
+plus the sender heartbeat (core NATS, no persistence).
+
+Changes go through a queue drained by one task, so subscribers see them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from wasched.common.clock import utcnow
+from wasched.common.events import Heartbeat, SenderStatus
+from wasched.common.topology import SENDER_STATUS, heartbeat_subject
+from wasched.sender.connection import Connection
+
+log = logging.getLogger("wasched.sender.status")
+SERVICE = "sender"
+
+
+@dataclass
+class Stats:
+    sent_since_start: int = 0
+    in_flight: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, subject: str) -> None:
+        self.rejected[subject] = self.rejected.get(subject, 0) + 1
+
+
+def status_event(conn: Connection, transport: str, now: datetime) -> SenderStatus:
+    return SenderStatus(
+        state=conn.state,
+        at=now,
+        transport=transport,
+        detail=conn.detail,
+        qr=conn.qr,
+        pair_code=conn.pair_code,
+        until=conn.until,
+    )
+
+
+def heartbeat_details(conn: Connection, transport: str, stats: Stats) -> dict[str, Any]:
+    return {
+        "state": conn.state,
+        "transport": transport,
+        "inFlight": stats.in_flight,
+        "sentSinceStart": stats.sent_since_start,
+        "rejectedEvents": dict(stats.rejected),
+    }
+
+
+class StatusReporter:
+    def __init__(
+        self,
+        nc: NATS,
+        transport: str,
+        stats: Stats,
+        *,
+        interval: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._nc = nc
+        self._transport = transport
+        self._stats = stats
+        self._interval = interval
+        self._clock = clock
+        self._queue: asyncio.Queue[Connection] = asyncio.Queue()
+        self._last = Connection()
+
+    def changed(self, conn: Connection) -> None:
+        self._queue.put_nowait(conn)
+
+    async def run(self) -> None:
+        """Changes at once; status and heartbeat every `interval` even while changes pour in."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while True:
+            try:
+                conn = await asyncio.wait_for(self._queue.get(), max(0.0, next_beat - loop.time()))
+            except TimeoutError:
+                pass
+            else:
+                self._last = conn
+                await self._publish(conn, heartbeat=False)
+            if loop.time() >= next_beat:
+                await self._publish(self._last, heartbeat=True)
+                next_beat = loop.time() + self._interval
+
+    async def flush(self) -> None:
+        """Publish what is queued and a last heartbeat (at shutdown)."""
+        while not self._queue.empty():
+            self._last = self._queue.get_nowait()
+            await self._publish(self._last, heartbeat=False)
+        await self._publish(self._last, heartbeat=True)
+        with contextlib.suppress(Exception):
+            await self._nc.flush(timeout=2)
+
+    async def _publish(self, conn: Connection, *, heartbeat: bool) -> None:
+        now = self._clock()
+        try:
+            await self._nc.publish(
+                SENDER_STATUS, status_event(conn, self._transport, now).to_json()
+            )
+            if heartbeat:
+                beat = Heartbeat(
+                    service=SERVICE,
+                    at=now,
+                    details=heartbeat_details(conn, self._transport, self._stats),
+                )
+                await self._nc.publish(heartbeat_subject(SERVICE), beat.to_json())
+        except Exception as exc:  # NATS down: the next tick tries again
+            log.debug("status publish failed: %s", exc)

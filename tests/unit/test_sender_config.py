@@ -1,0 +1,54 @@
+"""Sender settings: sensible defaults, one clear line naming a bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from wasched.common.settings import SettingsError
+from wasched.sender.config import load_sender_settings
+
+
+def test_defaults() -> None:
+    settings = load_sender_settings(_env_file=None)
+    assert settings.send_jitter_seconds == 2.0
+    assert settings.send_typing_seconds == 0.0
+    assert settings.whatsapp_connect_attempts == 5
+    assert settings.neonize_bot_tag == "off"
+    assert settings.not_on_whatsapp == frozenset()
+
+
+def test_dryrun_not_on_whatsapp_numbers_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRYRUN_NOT_ON_WHATSAPP", "+44 7957 189696, 447911123456")
+    settings = load_sender_settings(_env_file=None)
+    assert settings.not_on_whatsapp == {
+        "447957189696@s.whatsapp.net",
+        "447911123456@s.whatsapp.net",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("DRYRUN_NOT_ON_WHATSAPP", "447957189696,12", "DRYRUN_NOT_ON_WHATSAPP='447957189696,12'"),
+        ("WHATSAPP_PROXY", "ftp://u:secret@x:1", "WHATSAPP_PROXY: expected socks5://"),
+        ("SEND_JITTER_SECONDS", "-1", "SEND_JITTER_SECONDS='-1'"),
+        ("WHATSAPP_CONNECT_ATTEMPTS", "0", "WHATSAPP_CONNECT_ATTEMPTS='0'"),
+        ("SEND_MIN_GAP_SECONDS", "soon", "SEND_MIN_GAP_SECONDS='soon'"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match="invalid configuration") as caught:
+        load_sender_settings(_env_file=None)
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert "secret" not in str(caught.value), "a proxy URL may hold a password"
+
+
+def test_logged_nats_location_never_shows_credentials() -> None:
+    from wasched.sender.__main__ import nats_location
+
+    urls = "nats://user:s3cret@nats-1:4222, tls://nats-2"
+    assert nats_location(urls) == "nats-1:4222, nats-2:4222"

@@ -1,0 +1,104 @@
+"""Reading `wasched.due` / `wasched.send` payloads into jobs, or specific rejections."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from wasched.common.topology import DUE, REPLY_HEADER, SEND
+from wasched.sender.inbound import Job, Rejected, generated_id, read_job
+from wasched.sender.pairing import read_phone
+
+STORED = datetime(2025, 12, 24, 10, 0, 1, 500000, tzinfo=UTC)
+
+
+def read(subject: str, payload: object, headers: dict[str, str] | None = None) -> Job | Rejected:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return read_job(subject, data, headers, stream_seq=42, stored_at=STORED)
+
+
+DUE_OK = {
+    "id": "m1",
+    "to": "+44 7957 189696",
+    "message": "hi",
+    "scheduledTime": "2025-12-24T10:00:00Z",
+    "contactName": "Jo",
+}
+
+
+def test_due_message_becomes_a_job() -> None:
+    job = read(DUE, DUE_OK, {REPLY_HEADER: "_INBOX.x"})
+    assert isinstance(job, Job)
+    assert (job.id, job.to, job.text, job.subject) == ("m1", "+44 7957 189696", "hi", DUE)
+    assert job.scheduled == datetime(2025, 12, 24, 10, 0, tzinfo=UTC)
+    assert job.reply_to == "_INBOX.x"
+    assert not job.generated_id
+
+
+def test_send_request_with_id_keeps_it_and_is_due_when_stored() -> None:
+    job = read(SEND, {"id": "ext-1", "to": "447957189696", "message": "now"})
+    assert isinstance(job, Job)
+    assert (job.id, job.scheduled, job.generated_id) == ("ext-1", STORED, False)
+
+
+def test_send_request_without_id_gets_one_that_survives_redelivery() -> None:
+    first = read(SEND, {"to": "447957189696", "message": "now"})
+    again = read(SEND, {"to": "447957189696", "message": "now"})
+    assert isinstance(first, Job) and isinstance(again, Job)
+    assert first.id == again.id == generated_id(42, STORED) == "send-1766570401500-42"
+    assert first.generated_id
+
+
+@pytest.mark.parametrize(
+    ("subject", "payload", "reason", "readable_id"),
+    [
+        pytest.param(DUE, b"{nope", "payload is not valid JSON", None, id="not json"),
+        pytest.param(DUE, b"[1, 2]", "payload must be a JSON object", None, id="a list"),
+        pytest.param(
+            DUE, {**DUE_OK, "message": "   "}, "message: message text is empty", "m1", id="blank"
+        ),
+        pytest.param(
+            DUE,
+            {**DUE_OK, "scheduledTime": "2025-12-24T10:00:00"},
+            "scheduledTime: Input should have timezone info",
+            "m1",
+            id="naive time",
+        ),
+        pytest.param(
+            DUE, {k: v for k, v in DUE_OK.items() if k != "to"}, "to: Field required", "m1", id="to"
+        ),
+        pytest.param(
+            DUE, {k: v for k, v in DUE_OK.items() if k != "id"}, "id: Field required", None, id="id"
+        ),
+        pytest.param(SEND, {"to": "447957189696"}, "message: Field required", None, id="no text"),
+        pytest.param(SEND, {"id": "", "to": "4", "message": "x"}, "id: String should", None),
+    ],
+)
+def test_malformed_payloads_are_rejected_with_the_reason(
+    subject: str, payload: object, reason: str, readable_id: str | None
+) -> None:
+    got = read(subject, payload, {REPLY_HEADER: "_INBOX.r"})
+    assert isinstance(got, Rejected)
+    assert reason in got.reason
+    assert got.id == readable_id
+    assert got.reply_to == "_INBOX.r"
+
+
+@pytest.mark.parametrize(
+    ("payload", "phone", "error"),
+    [
+        (b'{"phone": "+44 7957 189696"}', "447957189696", None),
+        (b'{"phone": "12"}', None, "not a phone number"),
+        (b'{"phone": "120363040000000000@g.us"}', None, "not a group"),
+        (b"{}", None, "phone: Field required"),
+        (b"nope", None, "not valid JSON"),
+    ],
+)
+def test_pair_request_phone(payload: bytes, phone: str | None, error: str | None) -> None:
+    if error is None:
+        assert read_phone(payload) == phone
+    else:
+        with pytest.raises(ValueError, match=error):
+            read_phone(payload)
