@@ -8,7 +8,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from typing import Any
 
 import boto3
 from tests.support.s3proxy import S3Proxy
+from tests.support.waiting import eventually_sync
 
 from wasched.cli.servers import (
     NatsServer,
@@ -149,14 +149,7 @@ def message(ident: str, when: str, to: str = "447957189696") -> dict[str, Any]:
 
 
 def wait_until(check: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"bench: timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return eventually_sync(check, timeout, interval, what=what)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -66,7 +66,8 @@ def catalogue(good: Message, now: datetime) -> list[tuple[Message, tuple[str, st
         (_variant(good, "feb-30", scheduledTime="2026-02-30T10:00:00Z"), failed),
         (_variant(good, "number-time", scheduledTime=1735030800), failed),
         (_variant(good, "year-9999", scheduledTime="9999-12-31T23:59:59-01:00"), failed),
-        (_variant(good, "year-1", scheduledTime="0001-01-01T00:00:00Z"), ("expired", "expired")),
+        # outside the storable years (1000–9999): refused by name rather than guessed at
+        (_variant(good, "year-1", scheduledTime="0001-01-01T00:00:00Z"), failed),
         (
             _variant(good, "expires-first", expiresAt=format_utc(now - timedelta(seconds=1))),
             ("expired", "expired"),
