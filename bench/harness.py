@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,11 +88,11 @@ class Stack:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def start(self, service: str, env: dict[str, str]) -> Service:
+    def start(self, service: str, env: dict[str, str], python: str = sys.executable) -> Service:
         log_path = self.workdir / f"{service}-{uuid.uuid4().hex[:6]}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"wasched.{service}"],
+                [python, "-m", f"wasched.{service}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
@@ -108,6 +109,36 @@ class Stack:
     def get_doc(self, prefix: str) -> list[dict[str, Any]]:
         body = self.client().get_object(Bucket=BUCKET, Key=f"{prefix}scheduled.json")["Body"].read()
         return json.loads(body)["messages"]
+
+
+def image_python(service: str) -> str:
+    """An interpreter with only what the service's Docker image installs
+    (`uv sync --package wasched-<service> --no-dev`), for honest footprint figures:
+    the development venv holds every member's and every test tool's packages, and some
+    libraries import optional extras when they find them installed."""
+    target = Path(tempfile.gettempdir()) / "wasched-bench-venvs" / service
+    uv = shutil.which("uv")
+    command = [uv] if uv else [sys.executable, "-m", "uv"]
+    subprocess.run(
+        [
+            *command,
+            "sync",
+            "--quiet",
+            "--locked",
+            "--no-dev",
+            "--no-editable",
+            "--package",
+            f"wasched-{service}",
+            "--reinstall-package",  # the local members, rebuilt from the current sources
+            f"wasched-{service}",
+            "--reinstall-package",
+            "wasched-common",
+        ],
+        check=True,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(target)},
+    )
+    return str(target / "bin" / "python")
 
 
 @contextmanager

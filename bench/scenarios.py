@@ -17,6 +17,7 @@ from bench.harness import (
     Stack,
     contact,
     cpu_seconds,
+    image_python,
     message,
     percentiles,
     rss_mb,
@@ -177,7 +178,8 @@ async def _next_beat(
 
 async def bench_footprint(st: Stack, idle: float) -> list[dict[str, Any]]:
     """Start-up time to ready (poller: first heartbeat; sender: status `connected`;
-    health: /ping answers), then idle RSS and CPU of each service."""
+    health: /ping answers), then idle RSS and CPU of each service, each run from an
+    environment holding only what its Docker image installs."""
     rows = []
     nc = await nats.connect(st.nats.url)
     try:
@@ -199,8 +201,9 @@ async def _footprint(st: Stack, nc: Any, service: str, idle: float) -> dict[str,
 
     subject = heartbeat_subject("poller") if service == "poller" else SENDER_STATUS
     sub = await nc.subscribe(subject, cb=on_msg)
+    python = await asyncio.to_thread(image_python, service)
     started = time.monotonic()
-    svc = st.start(service, env)
+    svc = st.start(service, env, python)
     if service == "health":
         await asyncio.to_thread(wait_until, lambda: _pings(env), 60, 0.02, "health /ping")
     else:

@@ -6,8 +6,6 @@ import functools
 import re
 from dataclasses import dataclass
 
-import phonenumbers
-
 USER_SERVER = "s.whatsapp.net"
 GROUP_SERVER = "g.us"
 _JID = re.compile(
@@ -47,7 +45,11 @@ def parse_recipient(to: object) -> Recipient:
 @functools.lru_cache(maxsize=65_536)
 def _parse(text: str) -> Recipient:
     """Cached: a schedule names the same contacts again and again, and phonenumbers'
-    validation costs ~40 µs a number (4 s for a 100k-message poll without it)."""
+    validation costs ~40 µs a number (4 s for a 100k-message poll without it).
+    phonenumbers is imported here, not at the top: services that only `mask` numbers
+    (health) save its ~7 MB."""
+    import phonenumbers
+
     if "@" in text:
         match = _JID.match(text)
         if not match:
@@ -65,7 +67,7 @@ def _parse(text: str) -> Recipient:
     try:
         number = phonenumbers.parse(compact, None)
     except phonenumbers.NumberParseException as exc:
-        reason = _PARSE_REASONS.get(exc.error_type, "unreadable")
+        reason = _parse_reasons().get(exc.error_type, "unreadable")
         raise InvalidRecipient(f"not a phone number: {mask(text)} ({reason})") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidRecipient(
@@ -76,13 +78,16 @@ def _parse(text: str) -> Recipient:
     return Recipient(e164.removeprefix("+"), USER_SERVER)
 
 
-_PARSE_REASONS = {
-    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code; start with it, e.g. 44 for the UK",
-    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
-    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
-    phonenumbers.NumberParseException.TOO_LONG: "too long",
-    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a number",
-}
+def _parse_reasons() -> dict[int, str]:
+    from phonenumbers import NumberParseException as E
+
+    return {
+        E.INVALID_COUNTRY_CODE: "unknown country code; start with it, e.g. 44 for the UK",
+        E.TOO_SHORT_NSN: "too short",
+        E.TOO_SHORT_AFTER_IDD: "too short",
+        E.TOO_LONG: "too long",
+        E.NOT_A_NUMBER: "not a number",
+    }
 
 
 def mask(to: str) -> str:
