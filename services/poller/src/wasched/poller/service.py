@@ -360,6 +360,8 @@ class Poller:
         winner = await ledger.record_final(self.rt.ledger, step.key, ours)
         if winner != ours:
             return winner.outcome(step.key) if winner.is_final else None
+        if step.message is not None:  # the status page shows the recipient, masked
+            outcome = outcome.model_copy(update={"to": step.message.to})
         await self._publish_outcome(outcome)
         tally["expired" if outcome.status is Status.EXPIRED else "invalid"] += 1
         log.warning("message %s %s: %s", step.key, outcome.status.value, outcome.error)
