@@ -9,6 +9,7 @@ rejected once with a logged reason, instead of failing the handler forever.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from faststream.nats import NatsMessage
@@ -69,24 +70,23 @@ class Consumers:
             await self._save(msg, event)
 
     async def on_schedule(self, msg: NatsMessage) -> None:
-        try:
-            request = intake.parse_schedule(msg.body)
-            answer = await self.poller.add_message(request)
-        except intake.Rejected as exc:
-            await self._refuse(msg, topology.SCHEDULE, str(exc))
-            return
-        except RetryLater:
-            await self._retry(msg)
-            return
-        await reply(self.poller.broker.connection, msg.headers, answer)
-        await msg.ack()
+        await self._request(
+            msg, topology.SCHEDULE, lambda: self.poller.add_message(intake.parse_schedule(msg.body))
+        )
 
     async def on_cancel(self, msg: NatsMessage) -> None:
+        await self._request(
+            msg, topology.CANCEL, lambda: self.poller.cancel_message(intake.parse_cancel(msg.body))
+        )
+
+    async def _request(
+        self, msg: NatsMessage, subject: str, carry_out: Callable[[], Awaitable[Reply]]
+    ) -> None:
+        """Parse and carry out a request; answer the caller; refuse or retry as due."""
         try:
-            request = intake.parse_cancel(msg.body)
-            answer = await self.poller.cancel_message(request)
+            answer = await carry_out()
         except intake.Rejected as exc:
-            await self._refuse(msg, topology.CANCEL, str(exc))
+            await self._refuse(msg, subject, str(exc))
             return
         except RetryLater:
             await self._retry(msg)
