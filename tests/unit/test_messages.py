@@ -58,3 +58,15 @@ def test_missing_field_is_the_same_as_null() -> None:
     raw = {k: v for k, v in GOOD.items() if k != "scheduledTime"}
     with pytest.raises(MessageInvalid, match="scheduledTime is missing"):
         read_message(raw)
+
+
+def test_the_content_version_follows_what_is_sent_and_when() -> None:
+    from wasched.common.messages import content_version
+
+    base = content_version(GOOD)
+    assert base == content_version(dict(GOOD))
+    for change in ({"message": "other"}, {"to": "447957189697"}, {"scheduledTime": "x"}):
+        assert content_version({**GOOD, **change}) != base
+    for same in ({"status": "sent"}, {"contactName": "Sam"}, {"labels": ["x"], "sentAt": None}):
+        assert content_version({**GOOD, **same}) == base
+    assert content_version({**GOOD, "expiresAt": None}) != base  # present, even if null

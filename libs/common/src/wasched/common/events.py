@@ -57,6 +57,10 @@ class DueMessage(_Text):
     id: str = Field(min_length=1)
     scheduled_time: UtcTime
     expires_at: UtcTime | None = None
+    version: str | None = Field(None, max_length=64)
+    """`messages.content_version` of the stored message this hand-over was built from. The
+    sender claims it only if the ledger does not say a newer version superseded it. None on
+    events from pollers older than versioning."""
 
 
 class SendRequest(_Text):
@@ -95,6 +99,8 @@ class Outcome(Event):
     attempts: int | None = None
     to: str | None = None
     """The recipient as written, so the status page can show it masked (optional)."""
+    version: str | None = None
+    """The content version that was sent or judged (from the `DueMessage`), when known."""
 
 
 class Receipt(Event):

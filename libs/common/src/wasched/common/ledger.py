@@ -3,6 +3,13 @@
 It is the truth about what was handed to WhatsApp. `claim` wins for exactly
 one caller; an entry left at `claimed` means the outcome is unknown and the id
 must never be sent again.
+
+Before a claim, the poller may gate an id with a `superseded` entry: the message
+it handed over has changed (or was withdrawn), and only the version the entry
+names may be claimed (none when it names none). A gate is not final: the poller
+moves it as the document changes, and a claim of the named version replaces it.
+A final verdict that nothing was sent for (a rejection, an expiry) may be
+reopened the same way when the user corrects the message.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ log = logging.getLogger("wasched.ledger")
 
 class LedgerState(StrEnum):
     CLAIMED = "claimed"
+    SUPERSEDED = "superseded"
+    """Not final: only `version` (if any) may be claimed; the poller moves it."""
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
@@ -43,13 +52,33 @@ class LedgerEntry(Event):
     error: str | None = None
     error_kind: ErrorKind | None = None
     jid: str | None = None
+    version: str | None = None
+    """claimed/final: the content version handed over or judged; superseded: the one version
+    that may be claimed now (None: none may)."""
+    holder: str | None = None
+    """claimed: the sender instance that holds the claim."""
 
     @property
     def is_final(self) -> bool:
-        return self.state is not LedgerState.CLAIMED
+        return self.state not in _OPEN
+
+    def allows(self, version: str | None) -> bool:
+        """A `superseded` gate that lets this version be claimed."""
+        return (
+            self.state is LedgerState.SUPERSEDED and version is not None and self.version == version
+        )
+
+    @property
+    def reopenable(self) -> bool:
+        """Final, but nothing was handed to WhatsApp: a corrected message may be sent."""
+        if self.state is LedgerState.EXPIRED:
+            return True
+        return self.state is LedgerState.FAILED and self.error_kind in _REJECTIONS
 
     def outcome(self, message_id: str) -> Outcome:
         """The outcome this entry records (a bare claim means `interrupted`)."""
+        if self.state is LedgerState.SUPERSEDED:
+            raise ValueError(f"{message_id}: a superseded gate records no outcome")
         if self.state is LedgerState.CLAIMED:
             return interrupted_outcome(message_id)
         return Outcome(
@@ -60,6 +89,7 @@ class LedgerEntry(Event):
             wa_message_id=self.wa_message_id,
             error=self.error,
             error_kind=self.error_kind,
+            version=self.version,
         )
 
     @classmethod
@@ -72,7 +102,19 @@ class LedgerEntry(Event):
             error=outcome.error,
             error_kind=outcome.error_kind,
             jid=jid,
+            version=outcome.version,
         )
+
+
+_OPEN = frozenset({LedgerState.CLAIMED, LedgerState.SUPERSEDED})
+_REJECTIONS = frozenset(
+    {
+        ErrorKind.VALIDATION,
+        ErrorKind.INVALID_RECIPIENT,
+        ErrorKind.NOT_ON_WHATSAPP,
+        ErrorKind.EXPIRED,
+    }
+)
 
 
 def interrupted_outcome(message_id: str) -> Outcome:
@@ -104,17 +146,69 @@ async def read(kv: KeyValue, message_id: str) -> tuple[LedgerEntry, int] | None:
     return LedgerEntry.model_validate_json(got.value), got.revision or 0
 
 
-async def claim(kv: KeyValue, message_id: str, jid: str | None = None) -> Claim:
-    """Create the entry; exactly one caller wins. Losers get the entry that exists."""
-    entry = LedgerEntry(state=LedgerState.CLAIMED, jid=jid)
-    try:
-        revision = await kv.create(ledger_key(message_id), entry.to_json())
-    except KeyWrongLastSequenceError:
+async def claim(
+    kv: KeyValue,
+    message_id: str,
+    jid: str | None = None,
+    *,
+    version: str | None = None,
+    holder: str | None = None,
+) -> Claim:
+    """Create the entry, or replace a gate that allows `version`; exactly one caller wins.
+
+    Losers get the entry that exists: a claim or final verdict, or a `superseded` gate that
+    does not allow their version (what they hold is out of date: send nothing).
+    """
+    entry = LedgerEntry(state=LedgerState.CLAIMED, jid=jid, version=version, holder=holder)
+    key = ledger_key(message_id)
+    while True:
+        try:
+            return Claim(won=True, revision=await kv.create(key, entry.to_json()), entry=entry)
+        except KeyWrongLastSequenceError:
+            existing = await read(kv, message_id)
+        if existing is None:  # deleted between our create and read: try again
+            continue
+        current, revision = existing
+        if not current.allows(version):
+            return Claim(won=False, revision=revision, entry=current)
+        try:
+            revision = await kv.update(key, entry.to_json(), last=revision)
+        except KeyWrongLastSequenceError:
+            continue  # the gate moved meanwhile: look again
+        return Claim(won=True, revision=revision, entry=entry)
+
+
+async def supersede(
+    kv: KeyValue, message_id: str, version: str | None, *, reopen: bool = False
+) -> LedgerEntry:
+    """Gate an id so that only `version` may be claimed (None: nothing may, for now).
+
+    For an id the poller handed over and whose message then changed or was withdrawn. With
+    `reopen`, a final verdict for which nothing was sent (`reopenable`) of another version
+    is replaced too. An id already claimed or settled otherwise is left as it is; the entry
+    that stands is returned (the caller compares its state).
+    """
+    gate = LedgerEntry(state=LedgerState.SUPERSEDED, version=version)
+    key = ledger_key(message_id)
+    while True:
         existing = await read(kv, message_id)
-        if existing is None:  # deleted between our create and read: try once more
-            return await claim(kv, message_id, jid)
-        return Claim(won=False, revision=existing[1], entry=existing[0])
-    return Claim(won=True, revision=revision, entry=entry)
+        if existing is None:
+            try:
+                await kv.create(key, gate.to_json())
+            except KeyWrongLastSequenceError:
+                continue
+            return gate
+        current, revision = existing
+        movable = current.state is LedgerState.SUPERSEDED or (
+            reopen and current.reopenable and current.version != version
+        )
+        if not movable or (current.state is LedgerState.SUPERSEDED and current.version == version):
+            return current
+        try:
+            await kv.update(key, gate.to_json(), last=revision)
+        except KeyWrongLastSequenceError:
+            continue
+        return gate
 
 
 async def settle(kv: KeyValue, message_id: str, entry: LedgerEntry, revision: int) -> int:
@@ -135,21 +229,41 @@ async def release(kv: KeyValue, message_id: str, revision: int) -> bool:
     return True
 
 
-async def record_final(kv: KeyValue, message_id: str, entry: LedgerEntry) -> LedgerEntry:
-    """Record a final state for an unclaimed id; if one exists already, it wins and is returned."""
-    try:
-        await kv.create(ledger_key(message_id), entry.to_json())
-    except KeyWrongLastSequenceError:
-        existing = await read(kv, message_id)
-        if existing is not None:
-            return existing[0]
-        return await record_final(kv, message_id, entry)
-    return entry
+async def record_final(
+    kv: KeyValue, message_id: str, entry: LedgerEntry, *, any_gate: bool = False
+) -> LedgerEntry:
+    """Record a final state for an unclaimed id; if one exists already, it wins and is returned.
+
+    A `superseded` gate is replaced when it allows `entry.version` (the verdict is about the
+    version that may be sent), or always with `any_gate` (an explicit cancellation).
+    """
+    key = ledger_key(message_id)
+    while True:
+        try:
+            await kv.create(key, entry.to_json())
+        except KeyWrongLastSequenceError:
+            existing = await read(kv, message_id)
+        else:
+            return entry
+        if existing is None:
+            continue
+        current, revision = existing
+        if current.state is not LedgerState.SUPERSEDED or not (
+            any_gate or current.allows(entry.version)
+        ):
+            return current
+        try:
+            await kv.update(key, entry.to_json(), last=revision)
+        except KeyWrongLastSequenceError:
+            continue
+        return entry
 
 
 async def cancel(kv: KeyValue, message_id: str) -> LedgerEntry:
     """Mark an id cancelled unless it was already claimed or settled (that entry is returned)."""
-    return await record_final(kv, message_id, LedgerEntry(state=LedgerState.CANCELLED))
+    return await record_final(
+        kv, message_id, LedgerEntry(state=LedgerState.CANCELLED), any_gate=True
+    )
 
 
 async def uncancel(kv: KeyValue, message_id: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +13,19 @@ from wasched.common.clock import TimeFormatError, parse_utc
 from wasched.common.recipients import InvalidRecipient, Recipient, parse_recipient
 
 MAX_TEXT_CHARS = 65_536
+
+CONTENT_FIELDS = (
+    "to",
+    "message",
+    "scheduledTime",
+    "expiresAt",
+    "timezone",
+    "repeat",
+    "media",
+    "linkPreview",
+)
+"""The fields that decide what is sent and when. A change to any of them is a new version of
+the message: an earlier hand-over of it is superseded, an earlier rejection of it may be lifted."""
 
 
 class ErrorKind(StrEnum):
@@ -46,6 +61,21 @@ class ScheduledMessage:
     scheduled_time: datetime
     contact_name: str | None = None
     expires_at: datetime | None = None
+
+
+def content_version(raw: dict[str, Any]) -> str:
+    """A short fingerprint of what a stored message would send, and when.
+
+    Computed over the raw stored values of `CONTENT_FIELDS` (absent fields are left out, so a
+    field added to the format later does not change the version of messages without it).
+    Display fields (`contactName`) and wasched's own fields (`status`, `sentAt`, ...) are not
+    part of it.
+    """
+    content = {name: raw[name] for name in CONTENT_FIELDS if name in raw}
+    text = json.dumps(
+        content, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def read_message(raw: dict[str, Any]) -> ScheduledMessage:
