@@ -118,3 +118,14 @@ def test_the_calls_and_arguments_the_sender_will_use() -> None:
         "filename",
         "mimetype",
     ]
+
+
+def test_neonize_warns_about_missing_ffmpeg_only_once_then_says_it_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why the sender checks PATH itself (`wasched.sender.capabilities`)."""
+    ffmpeg: Any = importlib.import_module("neonize.utils.ffmpeg")
+    monkeypatch.setattr(ffmpeg, "_ffmpeg_checked", False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert ffmpeg.check_ffmpeg_available() is False
+    assert ffmpeg.check_ffmpeg_available() is True
