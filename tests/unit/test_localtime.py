@@ -137,6 +137,11 @@ def test_unusable_times_say_how_to_write_them(
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize("text", ["2026-W52-4T09:00", "2026-12-24 09:00", "20261224T090000"])
+def test_other_iso_forms_with_a_time_of_day(text: str) -> None:
+    assert parse_time(text, load_zone("Europe/London")) == utc("2026-12-24T09:00:00")
+
+
 def test_the_range_edges_that_fit_are_accepted() -> None:
     london = load_zone("Europe/London")
     assert parse_time("9999-12-31T23:59:59", london) == utc("9999-12-31T23:59:59")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from wasched.common.clock import TimeFormatError, to_storable_utc
 
-_TIME_OF_DAY = re.compile(r"^\d{4}-?\d{2}-?\d{2}[T ]\d")
+_TIME_OF_DAY = re.compile(r"[T ]\d")
 
 
 class LocalTimeError(ValueError):
@@ -121,7 +121,7 @@ def parse_time(value: object, zone: ZoneInfo | None, *, field: str = "scheduledT
             return to_storable_utc(parsed)
         except TimeFormatError as exc:
             raise LocalTimeError(f"{field}: {exc}") from None
-    if not _TIME_OF_DAY.match(text):
+    if not _TIME_OF_DAY.search(text):
         raise LocalTimeError(f"{field}: {text!r} has no time of day (e.g. {text[:10]}T09:00:00)")
     if zone is None:
         raise LocalTimeError(
