@@ -238,7 +238,13 @@ def test_a_cancelled_series_keeps_its_status() -> None:
 
 
 @pytest.mark.parametrize(
-    "history", ["not a list", [1, "x", {"at": "yesterday"}, {"status": "sent"}], None]
+    "history",
+    [
+        "not a list",
+        [1, "x", {"at": "yesterday", "status": "sent"}, {"status": "sent"}],
+        [{"at": "2026-01-04T09:00:00.000Z"}],
+        None,
+    ],
 )
 def test_unreadable_history_is_replaced(history: object) -> None:
     fields = series_fields(entry(history=history, occurrences="many"), daily(), [sent(MON)])

@@ -28,6 +28,7 @@ MISSED = "missed"
 """History status of an occurrence that was due while wasched could not send it and a
 later occurrence was due too (never a burst). Only in `history`; never a message status."""
 
+_ABSENT = object()
 _FINAL_STATUS = {
     "sent": "sent",
     "failed": "failed",
@@ -164,9 +165,6 @@ def series_fields(
     return {name: value for name, value in fields.items() if raw.get(name, _ABSENT) != value}
 
 
-_ABSENT = object()
-
-
 def _history(raw: dict[str, Any]) -> list[tuple[datetime, dict[str, Any]]]:
     """Readable entries of `history`; anything else there is dropped at the next write."""
     value = raw.get("history")
@@ -174,7 +172,9 @@ def _history(raw: dict[str, Any]) -> list[tuple[datetime, dict[str, Any]]]:
         return []
     entries = []
     for item in value:
-        if isinstance(item, dict) and (at := _time(item.get("at"))) is not None:
+        if not isinstance(item, dict) or not isinstance(item.get("status"), str):
+            continue
+        if (at := _time(item.get("at"))) is not None:
             entries.append((at, item))
     return entries
 
