@@ -35,6 +35,12 @@ class ErrorKind(StrEnum):
     INTERRUPTED = "interrupted"
     WHATSAPP_ERROR = "whatsapp_error"
     VALIDATION = "validation"
+    MEDIA_UNAVAILABLE = "media_unavailable"
+    """The media could not be fetched (missing object, HTTP error, timeout): nothing was sent."""
+    MEDIA_TOO_LARGE = "media_too_large"
+    """The media is over the size limit for its type: nothing was sent."""
+    MEDIA_TYPE = "media_type"
+    """The content is not a format WhatsApp takes for the declared type: nothing was sent."""
 
 
 class Status(StrEnum):
