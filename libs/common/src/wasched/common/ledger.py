@@ -113,6 +113,9 @@ _REJECTIONS = frozenset(
         ErrorKind.INVALID_RECIPIENT,
         ErrorKind.NOT_ON_WHATSAPP,
         ErrorKind.EXPIRED,
+        ErrorKind.MEDIA_UNAVAILABLE,
+        ErrorKind.MEDIA_TOO_LARGE,
+        ErrorKind.MEDIA_TYPE,
     }
 )
 
