@@ -13,7 +13,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wasched.cli import listing, pairing, status
@@ -28,8 +28,10 @@ from wasched.cli.outgoing import (
 from wasched.cli.when import WhenError, parse_when, require_future
 from wasched.common import topology
 from wasched.common.clock import format_display, format_utc, utcnow
+from wasched.common.connect import nats_options
 from wasched.common.document import STATUSES
 from wasched.common.events import Event
+from wasched.common.permissions import ADMIN
 from wasched.common.settings import Settings, SettingsError, load_settings
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
@@ -116,6 +118,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise Failure(str(exc), BAD_INPUT) from None
 
 
+def _nats(settings: Settings) -> dict[str, Any]:
+    """The CLI connects as `admin` (or as the role whose inbox NATS_INBOX_PREFIX names)."""
+    return nats_options(settings, ADMIN, inbox_prefix=settings.nats_inbox_prefix)
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -124,7 +131,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 async def _request(settings: Settings, subject: str, event: Event, msg_id: str, wait: float) -> str:
-    async with connected(settings.nats_url) as nc:
+    async with connected(settings.nats_url, **_nats(settings)) as nc:
         reply = await ask(nc, subject, event, msg_id, wait)
     if not reply.ok:
         raise Failure(f"refused: {reply.error or 'no reason given'}")
@@ -170,7 +177,7 @@ def cmd_pair(args: argparse.Namespace, settings: Settings) -> str:
     phone = pair_phone(args.phone) if args.phone else None
 
     async def run() -> str:
-        async with connected(settings.nats_url) as nc:
+        async with connected(settings.nats_url, **_nats(settings)) as nc:
             if phone:
                 code = await pairing.pair_code(nc, phone, args.timeout)
                 return f"{pairing.CODE_HINT}: {code}"

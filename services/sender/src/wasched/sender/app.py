@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from wasched.common import topology
+from wasched.common.connect import broker_options
 from wasched.common.events import (
     DueMessage,
     Heartbeat,
@@ -203,6 +204,7 @@ def build_app(settings: SenderSettings) -> tuple[FastStream, Runtime]:
         connect_timeout=5,
         logger=logging.getLogger("wasched.sender.broker"),
         log_level=logging.DEBUG,
+        **broker_options(settings, "sender"),
     )
     runtime = Runtime(settings, broker)
 
@@ -259,7 +261,7 @@ def docs_app() -> FastStream:
 
     @broker.subscriber(
         topology.SEND,
-        stream=stream,
+        stream=JStream(topology.IN_STREAM, declare=False),
         durable=topology.SENDER_SEND,
         pull_sub=PullSub(batch_size=1),
         description="Send now, from another system; `id` optional (generated when missing). "
