@@ -119,7 +119,7 @@ async def test_schedule_add_publishes_durably_and_reports_the_answer(
     assert request.message == "Happy Birthday! 🎂"
     assert request.contact_name == "Reem"
     assert timedelta(minutes=59) < request.scheduled_time - before < timedelta(minutes=61)
-    info = await stream.stream_info(topology.STREAM)
+    info = await stream.stream_info(topology.IN_STREAM)
     assert info.state.messages == 1, "the request is stored in the stream, not just sent"
 
 
@@ -179,7 +179,7 @@ async def test_no_consumer_answering_is_one_line_and_the_request_waits_in_the_st
         "wasched: NATS stored the request but nothing answered on wasched.cancel within 1s; "
         "it will be handled when the service runs (is it running?)"
     ]
-    info = await stream.stream_info(topology.STREAM)
+    info = await stream.stream_info(topology.IN_STREAM)
     assert info.state.messages == 1
 
 

@@ -48,7 +48,7 @@ async def _publish_and_count(url: str, publish: bool) -> int:
             await js.publish(
                 topology.CANCEL, b'{"id": "kept"}', headers={"Nats-Msg-Id": "cancel:kept"}
             )
-        return (await js.stream_info(topology.STREAM)).state.messages
+        return (await js.stream_info(topology.IN_STREAM)).state.messages
     finally:
         await nc.close()
 

@@ -219,3 +219,30 @@ def test_no_permission_file_holds_a_seed(secured_nats: SecuredNats) -> None:  # 
     for role, key in secured_nats.keys.items():
         assert key in conf
         assert os.stat(secured_nats.seed(role)).st_mode & 0o077 == 0
+
+
+async def test_a_service_that_may_not_manage_streams_waits_for_the_poller(
+    secured_nats: SecuredNats,  # noqa: F811
+) -> None:
+    async with secured_nats.connect("sender") as sender:
+        waiting = asyncio.create_task(topology.declare(sender.jetstream(timeout=DENIED_WAIT)))
+        await eventually(
+            lambda: any(r == "sender" for r, _, _ in secured_nats.violations()),
+            what="the sender's refused attempt to create the stream",
+        )
+        assert not waiting.done()
+        await _declared(secured_nats)
+        ledger, _ = await asyncio.wait_for(waiting, 10)
+        assert (await ledger.status()).bucket == topology.LEDGER_BUCKET
+    refused = {what for role, _, what in secured_nats.violations() if role == "sender"}
+    assert refused == {f'Subject "$JS.API.STREAM.CREATE.{topology.STREAM}"'}
+
+
+async def test_once_declared_every_service_declares_without_a_refusal(
+    secured_nats: SecuredNats,  # noqa: F811
+) -> None:
+    await _declared(secured_nats)
+    for role in ("sender", "health"):
+        async with secured_nats.connect(role) as nc:
+            await topology.declare(nc.jetstream(timeout=DENIED_WAIT))
+    assert secured_nats.violations() == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from datetime import datetime
 
 from faststream import FastStream
@@ -60,7 +61,9 @@ def make_transport(settings: SenderSettings) -> TransportProtocol:
         settings.whatsapp_session,
         proxy=settings.whatsapp_proxy,
         bot_tag=settings.neonize_bot_tag,
-        show_qr=settings.log_format is LogFormat.TEXT,
+        show_qr=settings.log_format is LogFormat.TEXT
+        and (settings.log_pairing or sys.stdout.isatty()),
+        log_qr=settings.log_format is LogFormat.JSON and settings.log_pairing,
         go_log_level=logging.INFO if settings.log_level == "DEBUG" else logging.WARNING,
     )
 
