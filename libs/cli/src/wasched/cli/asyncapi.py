@@ -42,6 +42,11 @@ DESCRIPTION = "\n\n".join(
         "Publish with `Nats-Msg-Id: <kind>:<id>` (`send:`, `schedule:`, `cancel:`) so that "
         "retries within the 15-minute duplicate window are stored once. Field names are "
         "camelCase; times are ISO-8601 with a zone.",
+        "NATS requires a user: connect as `client` (the nkey seed `wasched init` writes to "
+        "`secrets/nats-client.nk`) with the inbox prefix `_INBOX.client`, the only inboxes that "
+        "user may read and the only ones wasched answers under that user. `client` may publish "
+        "the three requests and subscribe to outcomes and receipts, nothing else "
+        "(docs/security.md).",
     ]
 )
 
@@ -108,7 +113,7 @@ broker.publisher(
 )
 
 broker.publisher(
-    "_INBOX.>",
+    "_INBOX.client.>",
     title="reply-inbox",
     schema=Reply,
     description=f"Core NATS: the answer to a request on {topology.SEND}, {topology.SCHEDULE} or "
