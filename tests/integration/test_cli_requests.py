@@ -271,29 +271,3 @@ async def test_schedule_list_reads_the_stored_document(
     (row,) = pending.out.splitlines()[1:]
     assert row.split()[:4] == ["1735168500123_a1b2c3", "24/12/2025,", "10:00:00", "pending"]
     assert "Happy Birthday!" in row
-
-
-RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
-
-
-def _documented_python() -> str:
-    section = RUNNING_MD.read_text().split("## For other systems", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-async def test_the_documented_python_client_gets_an_answer(
-    stream: JetStreamContext, responder, env: dict[str, str], tmp_path: Path
-) -> None:
-    seen = await responder(topology.SEND, _accept(SendRequest))
-    script = tmp_path / "client.py"
-    script.write_text(_documented_python())
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), env={**os.environ, **env}, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode() == "{'ok': True, 'id': 'order-1234'}\n"
-    (msg,) = seen
-    assert msg.headers["Nats-Msg-Id"] == "send:order-1234"
-    assert SendRequest.model_validate_json(msg.data).to == "447957189696"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from tests.support.waiting import eventually
 from wasched.cli.natsconf import new_seed
 from wasched.common import topology
 from wasched.common.clock import format_utc, utcnow
+from wasched.common.events import Reply
+from wasched.common.requests import reply
 
 DENIED_WAIT = 0.5
 """A denied JetStream API call is answered by nothing: nats-py times out."""
@@ -245,4 +248,43 @@ async def test_once_declared_every_service_declares_without_a_refusal(
     for role in ("sender", "health"):
         async with secured_nats.connect(role) as nc:
             await topology.declare(nc.jetstream(timeout=DENIED_WAIT))
+    assert secured_nats.violations() == []
+
+
+RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
+
+
+def _documented_python() -> str:
+    section = RUNNING_MD.read_text().split("## For other systems", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_documented_python_client_gets_an_answer_as_client(
+    secured_nats: SecuredNats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """docs/running.md's example, run as another system would: with the `client` seed."""
+    await _declared(secured_nats)
+    seen: list[Msg] = []
+    async with secured_nats.connect("admin") as sender:  # answers as the sender would
+
+        async def on_send(msg: Msg) -> None:
+            seen.append(msg)
+            await reply(sender, msg.headers, Reply(ok=True, id="order-1234"))
+
+        await sender.subscribe(topology.SEND, cb=on_send)
+        await sender.flush()
+        script = tmp_path / "client.py"
+        script.write_text(_documented_python())
+        env = {**os.environ, **secured_nats.env("client")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode() == "{'ok': True, 'id': 'order-1234'}\n"
+    (msg,) = seen
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == "send:order-1234"
+    assert msg.headers[topology.REPLY_HEADER].startswith("_INBOX.client.")
     assert secured_nats.violations() == []

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
@@ -29,7 +30,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 log = logging.getLogger("wasched.topology")
 
 RETRY_SECONDS = 1.0
-REPORT_EVERY = 60
+REPORT_SECONDS = 60.0
 _DENIED = (NatsTimeoutError, TimeoutError)
 """What a denied JetStream API request looks like to nats-py (plus a permissions error_cb)."""
 _COMPARED = ("duplicate_window", "max_age", "max_bytes", "discard")
@@ -38,19 +39,20 @@ T = TypeVar("T")
 
 
 async def patiently(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Retry `attempt` while NATS denies it (or does not answer), saying so now and then."""
-    tries = 0
+    """Retry `attempt` while NATS denies it (or does not answer), saying so once a minute."""
+    said: float | None = None
     while True:
         try:
             return await attempt()
         except _DENIED:
-            if tries % REPORT_EVERY == 0:
+            now = time.monotonic()
+            if said is None or now - said >= REPORT_SECONDS:
+                said = now
                 log.warning(
                     "could not %s (this NATS user may not, or NATS is slow); "
                     "waiting for the poller to do it",
                     what,
                 )
-            tries += 1
             await asyncio.sleep(RETRY_SECONDS)
 
 
