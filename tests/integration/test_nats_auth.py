@@ -288,3 +288,24 @@ async def test_the_documented_python_client_gets_an_answer_as_client(
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == "send:order-1234"
     assert msg.headers[topology.REPLY_HEADER].startswith("_INBOX.client.")
     assert secured_nats.violations() == []
+
+
+async def test_the_cli_says_at_once_when_its_key_is_refused(
+    secured_nats: SecuredNats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """nats-py would retry a refused user for two minutes; the CLI gives one line at once."""
+    stranger = tmp_path / "stranger.nk"
+    stranger.write_bytes(new_seed())
+    env = {**os.environ, "NATS_URL": secured_nats.url, "NATS_NKEY_SEED_FILE": str(stranger)}
+    wasched = str(Path(sys.executable).parent / "wasched")
+    proc = await asyncio.create_subprocess_exec(
+        wasched, "send", "--to", "447957189696", "--message", "hi", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)  # not nats-py's two minutes
+    assert proc.returncode == 1
+    assert err.decode().splitlines() == [
+        f"wasched: NATS at {secured_nats.url} refused our credentials: check "
+        "NATS_NKEY_SEED_FILE (or NATS_USER/NATS_PASSWORD)"
+    ]

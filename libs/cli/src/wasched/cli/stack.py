@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, NoReturn
 
+import nats
 from dotenv import dotenv_values
 
 from wasched.cli.natsconf import ServerOptions, seed_path, write_config
@@ -41,6 +42,7 @@ from wasched.cli.servers import (
     seaweed_server,
 )
 from wasched.common.settings import Settings, SettingsError, load_settings
+from wasched.common.topology import IN_STREAM
 
 SERVICES = ("poller", "sender", "health")
 BUCKET = "wasched"
@@ -456,10 +458,11 @@ class Supervisor:
             await self._wait(1.0)
 
     async def _announce_ready(self) -> None:
+        """Once the page answers and the poller has declared the streams (requests work)."""
         url = f"http://127.0.0.1:{self.config.health_port}/ping"
         deadline = time.monotonic() + 120
         while not self.stopping.is_set() and time.monotonic() < deadline:
-            if await asyncio.to_thread(_answers, url):
+            if await asyncio.to_thread(_answers, url) and await _declared(self.config):
                 self.out.line(
                     "stack", f"ready: status page http://127.0.0.1:{self.config.health_port}/"
                 )
@@ -495,6 +498,31 @@ def _dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+async def _quiet(_: Exception) -> None:
+    """The supervisor asks again; nats-py need not print each failed attempt."""
+
+
+async def _declared(config: StackConfig) -> bool:
+    seed = seed_path(config.secrets_dir, "admin")
+    try:
+        nc = await nats.connect(
+            config.nats_url,
+            nkeys_seed=str(seed),
+            allow_reconnect=False,
+            connect_timeout=2,
+            error_cb=_quiet,
+        )
+    except Exception:
+        return False
+    try:
+        await nc.jetstream(timeout=2).stream_info(IN_STREAM)
+    except Exception:
+        return False
+    finally:
+        await nc.close()
+    return True
 
 
 def _answers(url: str) -> bool:

@@ -31,6 +31,9 @@ log = logging.getLogger("wasched.topology")
 
 RETRY_SECONDS = 1.0
 REPORT_SECONDS = 60.0
+WRITE_SECONDS = 2.0
+"""A denied request is never answered; give up on a write this soon and re-read (a write
+that was merely slow has happened by the next pass, which then finds nothing to do)."""
 _DENIED = (NatsTimeoutError, TimeoutError)
 """What a denied JetStream API request looks like to nats-py (plus a permissions error_cb)."""
 _COMPARED = ("duplicate_window", "max_age", "max_bytes", "discard")
@@ -81,11 +84,11 @@ async def _step(
         assert config.name is not None
         info = await _info(js, config.name)
         if info is None:
-            await js.add_stream(config)
+            await asyncio.wait_for(js.add_stream(config), WRITE_SECONDS)
             log.info("created the NATS stream %s", config.name)
             return False
         if not current(info.config, config):
-            await js.update_stream(_keep_replicas(config, info))
+            await asyncio.wait_for(js.update_stream(_keep_replicas(config, info)), WRITE_SECONDS)
             log.info("updated the NATS stream %s: subjects %s", config.name, config.subjects)
             return False
     return not await _carry_over(js, main, inbound, consumers)

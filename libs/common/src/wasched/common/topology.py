@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from wasched.common import streams
@@ -140,6 +141,11 @@ async def _bucket(js: JetStreamContext, name: str, *, history: int, replicas: in
     config = KeyValueConfig(
         bucket=name, history=history, replicas=replicas, storage=StorageType.FILE
     )
-    return await streams.patiently(
-        f"create the KV bucket {name}", lambda: js.create_key_value(config)
-    )
+
+    async def create() -> KeyValue:
+        try:
+            return await asyncio.wait_for(js.create_key_value(config), streams.WRITE_SECONDS)
+        except BadRequestError:  # created meanwhile by another service
+            return await js.key_value(name)
+
+    return await streams.patiently(f"create the KV bucket {name}", create)
