@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image per service, from the workspace's lock file:
-#   docker build --target poller .   (likewise sender, health; compose.yaml builds all three)
+#   docker build --target poller .   (likewise sender, health, cli; compose.yaml builds them)
 # Each image holds only its own member's locked dependencies: the sender's
 # brings neonize (and its Go shared library), the poller's and health's do not.
 
@@ -59,6 +59,14 @@ COPY services/health/ services/health/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable --package wasched-health
 
+FROM build AS build-cli
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-dev --no-editable --no-install-workspace --package wasched-cli
+COPY libs/common/ libs/common/
+COPY libs/cli/ libs/cli/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --locked --no-dev --no-editable --package wasched-cli
+
 # ---- poller ------------------------------------------------------------------
 FROM base AS poller
 COPY --from=build-poller /app/.venv /app/.venv
@@ -92,3 +100,11 @@ EXPOSE 3002
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "wasched.common.probe", "http", "http://127.0.0.1:3002/ping"]
 CMD ["python", "-m", "wasched.health"]
+
+# ---- cli: the `wasched` command (`docker compose run --rm cli …`; `wasched init`) ----
+FROM base AS cli
+COPY --from=build-cli /app/.venv /app/.venv
+USER wasched
+HEALTHCHECK NONE
+ENTRYPOINT ["wasched"]
+CMD ["--help"]

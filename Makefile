@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync lint format test test-faults run bench asyncapi
+.PHONY: help uv sync lint format test test-faults run init bench asyncapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-faults: sync ## only the fault-injection scenarios
 
 run: sync ## run the whole system locally (embedded NATS + S3 + the three services)
 	$(UV) run --locked python -m wasched.cli.stack
+
+init: sync ## write .env, secrets/ and the NATS server config for docker compose (wasched init)
+	$(UV) run --locked wasched init
 
 bench: sync ## benchmarks against the polling baseline (writes bench/RESULTS.md)
 	$(UV) run --locked python -m bench

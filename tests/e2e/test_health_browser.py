@@ -54,6 +54,7 @@ async def test_status_page_in_chromium_shows_state_and_a_scannable_qr(
                 return (await page.locator("#state").inner_text()).strip() == "pairing"
 
             await eventually(pairing_shown, timeout=15, interval=0.3, what="state 'pairing'")
+            assert "token" not in page.url  # it set a session cookie and left the address bar
             qr = page.locator("#qr svg")
             assert await qr.is_visible()
             box = await qr.bounding_box()

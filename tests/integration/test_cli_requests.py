@@ -119,7 +119,7 @@ async def test_schedule_add_publishes_durably_and_reports_the_answer(
     assert request.message == "Happy Birthday! 🎂"
     assert request.contact_name == "Reem"
     assert timedelta(minutes=59) < request.scheduled_time - before < timedelta(minutes=61)
-    info = await stream.stream_info(topology.STREAM)
+    info = await stream.stream_info(topology.IN_STREAM)
     assert info.state.messages == 1, "the request is stored in the stream, not just sent"
 
 
@@ -179,7 +179,7 @@ async def test_no_consumer_answering_is_one_line_and_the_request_waits_in_the_st
         "wasched: NATS stored the request but nothing answered on wasched.cancel within 1s; "
         "it will be handled when the service runs (is it running?)"
     ]
-    info = await stream.stream_info(topology.STREAM)
+    info = await stream.stream_info(topology.IN_STREAM)
     assert info.state.messages == 1
 
 
@@ -271,29 +271,3 @@ async def test_schedule_list_reads_the_stored_document(
     (row,) = pending.out.splitlines()[1:]
     assert row.split()[:4] == ["1735168500123_a1b2c3", "24/12/2025,", "10:00:00", "pending"]
     assert "Happy Birthday!" in row
-
-
-RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
-
-
-def _documented_python() -> str:
-    section = RUNNING_MD.read_text().split("## For other systems", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-async def test_the_documented_python_client_gets_an_answer(
-    stream: JetStreamContext, responder, env: dict[str, str], tmp_path: Path
-) -> None:
-    seen = await responder(topology.SEND, _accept(SendRequest))
-    script = tmp_path / "client.py"
-    script.write_text(_documented_python())
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), env={**os.environ, **env}, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode() == "{'ok': True, 'id': 'order-1234'}\n"
-    (msg,) = seen
-    assert msg.headers["Nats-Msg-Id"] == "send:order-1234"
-    assert SendRequest.model_validate_json(msg.data).to == "447957189696"

@@ -17,6 +17,7 @@ import nats
 
 from tests.support.waiting import eventually
 from wasched.cli import stack
+from wasched.cli.natsconf import seed_path
 from wasched.cli.servers import free_port
 from wasched.common import topology
 
@@ -39,8 +40,8 @@ def test_a_taken_port_is_named_in_one_line_and_nothing_starts(tmp_path: Path) ->
     assert not (tmp_path / "data" / "nats").exists(), "no server was started"
 
 
-async def _publish_and_count(url: str, publish: bool) -> int:
-    nc = await nats.connect(url)
+async def _publish_and_count(url: str, seed: Path, publish: bool) -> int:
+    nc = await nats.connect(url, nkeys_seed=str(seed))  # NATS requires a user, as in production
     try:
         js = nc.jetstream()
         await topology.declare(js)
@@ -48,7 +49,7 @@ async def _publish_and_count(url: str, publish: bool) -> int:
             await js.publish(
                 topology.CANCEL, b'{"id": "kept"}', headers={"Nats-Msg-Id": "cancel:kept"}
             )
-        return (await js.stream_info(topology.STREAM)).state.messages
+        return (await js.stream_info(topology.IN_STREAM)).state.messages
     finally:
         await nc.close()
 
@@ -59,6 +60,7 @@ async def test_a_second_start_reuses_nats_and_s3_data(tmp_path: Path) -> None:
     )
     out = stack.Output(io.StringIO(), colour=False)
     key = "whatsapp/scheduled.json"
+    seeds = []
     for attempt in (1, 2):
         nats_proc, s3 = stack.start_servers(config, out)
         try:
@@ -70,11 +72,14 @@ async def test_a_second_start_reuses_nats_and_s3_data(tmp_path: Path) -> None:
                 client.put_object(Bucket=stack.BUCKET, Key=key, Body=b'{"messages": []}')
             body = client.get_object(Bucket=stack.BUCKET, Key=key)["Body"].read()
             assert body == b'{"messages": []}'
-            assert await _publish_and_count(config.nats_url, publish=attempt == 1) == 1
+            admin = seed_path(config.secrets_dir, "admin")
+            seeds.append(admin.read_bytes())
+            assert await _publish_and_count(config.nats_url, admin, publish=attempt == 1) == 1
         finally:
             stack.stop_servers([nats_proc, s3])
         assert not nats_proc.running and not s3.running
     assert "nats ready" in out.stream.getvalue()
+    assert seeds[0] == seeds[1], "the NATS users are kept across starts"
 
 
 def _scripts(tmp_path: Path, **special: str) -> Callable[[str], list[str]]:

@@ -221,8 +221,11 @@ async def test_pairing_qr_from_nats_is_on_the_page_behind_the_token(
         assert (await client.get("/")).status_code == 401
         assert (await client.get("/metrics")).status_code == 200  # scrapers stay open
 
+        visit = await client.get("/", params={"token": TOKEN})  # a link with the token
+        assert visit.status_code == 303  # sets the session cookie, which the client keeps
+
         async def shows_qr() -> str | None:
-            page = await client.get("/", params={"token": TOKEN})
+            page = await client.get("/")
             return page.text if 'id="qr"' in page.text else None
 
         html = await eventually(shows_qr, what="QR on the page")

@@ -46,7 +46,9 @@ def test_runs_answers_check_and_never_logs_the_token(nats_url: str, tmp_path: Pa
         proc.wait_log("Uvicorn running on", timeout=40)
         assert subprocess.run(probe, env={**os.environ, **env}, timeout=30).returncode == 0
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert client.get("/", params={"token": SECRET}).status_code == 200
+            visit = client.get("/", params={"token": SECRET})
+            assert (visit.status_code, visit.headers["location"]) == (303, "/")
+            assert client.get("/").status_code == 200  # with the session cookie it set
             assert client.get("/", params={"token": "wrong"}).status_code == 401
             assert client.get("/", headers={"Authorization": f"Bearer {SECRET}"}).status_code == 200
         assert proc.stop() == 0
@@ -79,3 +81,25 @@ def test_serves_while_nats_is_away_and_connects_when_it_comes(
     finally:
         proc.kill()
     assert proc.log().count("NATS: ") == 1, "one line for the outage, not one per retry"
+
+
+def test_a_public_bind_without_a_token_is_refused_with_one_line() -> None:
+    """Whoever reaches an open status page can scan its QR and take the account."""
+    for host in ("0.0.0.0", "::", "192.0.2.10"):
+        env = {**os.environ, "HEALTH_HOST": host, "HEALTH_PORT": str(free_port())}
+        env.pop("HEALTH_TOKEN", None)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "wasched.health"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"health started serving on {host} without a token") from None
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"HEALTH_HOST={host}" in lines[0] and "HEALTH_TOKEN" in lines[0]

@@ -137,8 +137,11 @@ async def raw_request(nc: NATS, subject: str, payload: bytes) -> Reply:
 
 
 async def drained(js: JetStreamContext) -> bool:
-    for durable in (topology.SENDER_DUE, topology.SENDER_SEND):
-        info = await js.consumer_info(topology.STREAM, durable)
+    for durable, subject in (
+        (topology.SENDER_DUE, topology.DUE),
+        (topology.SENDER_SEND, topology.SEND),
+    ):
+        info = await js.consumer_info(topology.stream_of(subject), durable)
         if info.num_pending or info.num_ack_pending or info.num_redelivered:
             return False
     return True

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig
 
 from tests.support.waiting import eventually
 from wasched.common import ledger, topology
 from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.sender.inbound import generated_id
 
 
 async def test_declaring_twice_is_harmless(js: JetStreamContext) -> None:
@@ -19,6 +23,101 @@ async def test_declaring_twice_is_harmless(js: JetStreamContext) -> None:
     assert info.config.duplicate_window >= 600
     assert set(topology.STREAM_SUBJECTS) == set(info.config.subjects or [])
     assert (await js.key_value(topology.LEDGER_BUCKET)).__class__.__name__ == "KeyValue"
+    requests = await js.stream_info(topology.IN_STREAM)
+    assert set(requests.config.subjects or []) == set(topology.IN_SUBJECTS)
+    assert not requests.config.allow_msg_schedules
+    assert requests.config.duplicate_window >= 600
+
+
+async def test_every_stream_is_capped_so_a_flood_cannot_fill_the_disk(js: JetStreamContext) -> None:
+    await topology.declare(js)
+    for name in (topology.STREAM, topology.IN_STREAM):
+        config = (await js.stream_info(name)).config
+        assert config.max_bytes and 0 < config.max_bytes <= 1 << 30
+    requests = (await js.stream_info(topology.IN_STREAM)).config
+    assert requests.discard == DiscardPolicy.NEW  # a flood is refused, stored requests stay
+
+
+ROUND_1_SUBJECTS = [
+    "wasched.due", "wasched.sched.*", "wasched.fire", "wasched.send", "wasched.schedule",
+    "wasched.cancel", "wasched.outcome", "wasched.receipt",
+]  # fmt: skip
+
+
+async def _round_1(js: JetStreamContext) -> dict[str, int]:
+    """The round-1 layout: requests on WASCHED, with their durables and some backlog."""
+    await js.add_stream(
+        StreamConfig(
+            name=topology.STREAM,
+            subjects=ROUND_1_SUBJECTS,
+            allow_msg_schedules=True,
+            duplicate_window=topology.DUPLICATE_WINDOW_SECONDS,
+            max_age=30 * 86400,
+        )
+    )
+    for durable, subject in topology.REQUEST_CONSUMERS.items():
+        config = ConsumerConfig(
+            durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT
+        )
+        await js.add_consumer(topology.STREAM, config)
+    seqs = {}
+    for key, subject, body in (
+        ("done", topology.SEND, b'{"id": "done", "to": "447957189696", "message": "a"}'),
+        ("named", topology.SEND, b'{"id": "named", "to": "447957189696", "message": "b"}'),
+        ("anonymous", topology.SEND, b'{"to": "447957189696", "message": "c"}'),
+        ("schedule", topology.SCHEDULE, b'{"id": "later"}'),
+        ("cancel", topology.CANCEL, b'{"id": "gone"}'),
+    ):
+        headers = {topology.REPLY_HEADER: "_INBOX.client.r1"}
+        if key != "anonymous":
+            headers["Nats-Msg-Id"] = f"{subject}:{key}"
+        seqs[key] = (await js.publish(subject, body, headers=headers)).seq
+    consumed = await js.pull_subscribe_bind(durable=topology.SENDER_SEND, stream=topology.STREAM)
+    (first,) = await consumed.fetch(1, timeout=5)
+    await first.ack_sync()  # "done" was sent before the upgrade
+    await consumed.unsubscribe()
+    return seqs
+
+
+async def _pending(js: JetStreamContext, durable: str, subject: str) -> list[Msg]:
+    config = ConsumerConfig(
+        durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT
+    )
+    await js.add_consumer(topology.IN_STREAM, config)
+    sub = await js.pull_subscribe_bind(durable=durable, stream=topology.IN_STREAM)
+    try:
+        return await sub.fetch(10, timeout=1)
+    except TimeoutError:
+        return []
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_round_1_deployment_is_migrated_and_nothing_unconsumed_is_lost(
+    js: JetStreamContext,
+) -> None:
+    seqs = await _round_1(js)
+    anonymous = await js.get_msg(topology.STREAM, seq=seqs["anonymous"])
+    await topology.declare(js)
+    await topology.declare(js)  # a second service declaring afterwards changes nothing
+
+    main = await js.stream_info(topology.STREAM)
+    assert set(main.config.subjects or []) == set(topology.STREAM_SUBJECTS)
+    assert {c.name for c in await js.consumers_info(topology.STREAM)} == set()
+    sends = await _pending(js, topology.SENDER_SEND, topology.SEND)
+    bodies = [json.loads(m.data) for m in sends]
+    assert [b["message"] for b in bodies] == ["b", "c"]  # not "a": it was consumed
+    assert bodies[0]["id"] == "named"
+    assert anonymous.time is not None
+    assert bodies[1]["id"] == generated_id(seqs["anonymous"], anonymous.time)
+    assert all(m.headers and m.headers[topology.REPLY_HEADER] for m in sends)
+    (schedule,) = await _pending(js, topology.POLLER_SCHEDULE, topology.SCHEDULE)
+    (cancel,) = await _pending(js, topology.POLLER_CANCEL, topology.CANCEL)
+    assert json.loads(schedule.data) == {"id": "later"}
+    assert json.loads(cancel.data) == {"id": "gone"}
+    # requests now reach the new stream; schedules cannot be attached to them
+    ack = await js.publish(topology.SEND, b"{}")
+    assert ack.stream == topology.IN_STREAM
 
 
 async def test_same_msg_id_is_stored_once(js: JetStreamContext) -> None:

@@ -10,6 +10,7 @@ import pytest
 from dotenv import dotenv_values
 
 from wasched.cli import stack
+from wasched.cli.natsconf import ensure_seeds, seed_path
 from wasched.cli.stack import StackConfig, StackError
 from wasched.common.settings import load_settings
 
@@ -98,7 +99,10 @@ def test_local_env_file_lets_the_cli_reach_the_stack(tmp_path: Path) -> None:
     path = tmp_path / "local.env"
     path.write_text(stack.local_env_text(config, settings))
     assert dotenv_values(path)["NATS_URL"] == "nats://127.0.0.1:14222"
+    keys = ensure_seeds(config.secrets_dir)  # the stack makes them before it writes the file
     from_file = load_settings(_env_file=path)
+    assert from_file.nats_nkey_seed_file == seed_path(config.secrets_dir, "admin")
+    assert set(keys) == {"poller", "sender", "health", "client", "admin"}
     assert from_file.s3_endpoint == "http://127.0.0.1:18333"
     assert from_file.s3_secret_access_key is not None
     assert from_file.s3_secret_access_key.get_secret_value() == stack.SECRET_KEY

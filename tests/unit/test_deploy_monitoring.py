@@ -32,6 +32,7 @@ EXPORTED = {
     "wasched_whatsapp_connected": set(),
     "wasched_rejected_events_total": {"subject"},
     "wasched_component_up": {"component"},
+    "wasched_poll_interval_seconds": set(),
     "process_resident_memory_bytes": set(),
     "process_cpu_seconds_total": set(),
     "up": set(),  # Prometheus' own, per scrape target
@@ -137,16 +138,21 @@ def test_dashboard_covers_what_operators_asked_for() -> None:
     assert {t["legendFormat"] for t in lateness["targets"]} == {"p50", "p95", "p99"}
 
 
-def test_dashboard_uses_the_provisioned_datasource() -> None:
+def test_dashboard_picks_its_datasource_so_it_imports_into_any_grafana() -> None:
     provisioned = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )["datasources"]
-    uids = {d["uid"] for d in provisioned}
     assert {d["url"] for d in provisioned} == {"http://prometheus:9090"}
-    for panel in _dashboard()["panels"]:
-        assert panel["datasource"]["uid"] in uids
+    assert {d["type"] for d in provisioned} == {"prometheus"}
+    dashboard = _dashboard()
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["query"] == "prometheus"
+    chosen = {"type": "prometheus", "uid": f"${{{variable['name']}}}"}
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == chosen, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] in uids
+            assert target["datasource"] == chosen, panel["title"]
+    assert "wasched-prometheus" not in json.dumps(dashboard), "no fixed datasource uid left"
     providers = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "wasched.yml").read_text()
     )["providers"]
@@ -172,6 +178,43 @@ def test_prometheus_scrapes_the_health_service_and_loads_the_rules() -> None:
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "wasched"
     assert job["static_configs"][0]["targets"] == ["health:3002"]
+
+
+def _amtool() -> str:
+    found = shutil.which("amtool")
+    if not found:
+        pytest.skip("amtool is not installed (Debian package `prometheus-alertmanager`)")
+    return found
+
+
+def test_alertmanager_config_and_its_documented_receivers_are_valid(tmp_path: Path) -> None:
+    """The shipped file, and each commented receiver example once filled in, pass amtool."""
+    text = (DEPLOY / "alertmanager.yml").read_text()
+    assert _run(_amtool(), "check-config", "alertmanager.yml").returncode == 0
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"\s*# (webhook|email)_configs:", line)]
+    assert len(starts) == 2, "a webhook and an e-mail example"
+    for start in starts:
+        block = []
+        for line in lines[start:]:
+            if not line.strip().startswith("#") or line.strip().startswith("# ---"):
+                if block:
+                    break
+                continue
+            block.append(line.replace("# ", "", 1))
+        filled = "\n".join(lines[:start] + block + lines[start + len(block) :])
+        example = tmp_path / f"example-{start}.yml"
+        example.write_text(filled)
+        result = _run(_amtool(), "check-config", str(example))
+        assert result.returncode == 0, result.stdout + result.stderr
+        receivers = yaml.safe_load(filled)["receivers"][0]
+        assert {"webhook_configs", "email_configs"} & set(receivers), filled
+
+
+def test_alerts_reach_the_operator_receiver() -> None:
+    config = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
+    assert config["route"]["receiver"] == "operator"
+    assert [r["name"] for r in config["receivers"]] == ["operator"]
 
 
 def _promtool() -> str:

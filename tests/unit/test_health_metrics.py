@@ -223,3 +223,8 @@ def test_both_expositions_parse(monitor: Monitor) -> None:
         "wasched_rejected_events", "wasched_component_up", "process_cpu_seconds",
     }  # fmt: skip
     assert required <= names, required - names
+
+
+def test_the_poll_interval_is_exported_so_alerts_can_scale_with_it(monitor: Monitor) -> None:
+    """`WaschedPollerSilent` compares the last successful poll with the interval."""
+    assert value(scrape(monitor), "wasched_poll_interval_seconds") == 10

@@ -106,3 +106,72 @@ async def test_token_guard(protect_all: bool, path: str, status_without_token: i
         wrong = await client.get(path, params={"token": "nope"})
         assert with_header.status_code != 401 and with_query.status_code != 401
         assert wrong.status_code == status_without_token
+
+
+# ---- a visit with ?token= (a link from a phone) ---------------------------------------------
+
+
+async def test_a_token_in_the_url_sets_a_cookie_and_redirects_to_a_clean_url() -> None:
+    settings = load_settings(_env_file=None, health_token=TOKEN)
+    async with await client_for(Monitor(settings)) as client:
+        visit = await client.get("/", params={"token": TOKEN, "theme": "dark"})
+        assert visit.status_code == 303
+        assert visit.headers["location"] == "/?theme=dark"
+        cookie = visit.headers["set-cookie"]
+        assert TOKEN not in cookie and TOKEN not in visit.text
+        for attribute in ("HttpOnly", "SameSite=lax", "Path=/"):
+            assert attribute.lower() in cookie.lower()
+        assert visit.headers["cache-control"] == "no-store"
+        page = await client.get("/?theme=dark")  # the client keeps the cookie, as a browser does
+        assert page.status_code == 200
+        client.cookies.clear()
+        assert (await client.get("/")).status_code == 401
+
+
+async def test_a_wrong_token_in_the_url_sets_no_cookie() -> None:
+    settings = load_settings(_env_file=None, health_token=TOKEN)
+    async with await client_for(Monitor(settings)) as client:
+        visit = await client.get("/", params={"token": "guess"})
+        assert visit.status_code == 401
+        assert "set-cookie" not in visit.headers
+        client.cookies.set("wasched_session", TOKEN)
+        assert (await client.get("/")).status_code == 401
+
+
+async def test_the_cookie_stops_working_when_the_token_changes() -> None:
+    first = load_settings(_env_file=None, health_token=TOKEN)
+    async with await client_for(Monitor(first)) as client:
+        visit = await client.get("/", params={"token": TOKEN})
+        cookies = dict(visit.cookies)
+    assert cookies
+    rotated = load_settings(_env_file=None, health_token="a-new-token")
+    async with await client_for(Monitor(rotated)) as client:
+        for name, value in cookies.items():
+            client.cookies.set(name, value)
+        assert (await client.get("/")).status_code == 401
+
+
+# ---- /health shows no phone numbers -------------------------------------------------------------
+
+
+async def test_health_json_masks_phone_numbers(
+    open_client: tuple[Monitor, httpx.AsyncClient],
+) -> None:
+    monitor, client = open_client
+    monitor.on_heartbeat(
+        Heartbeat(
+            service="poller",
+            details={
+                **GOOD_POLLER,
+                "storeReachable": False,
+                "lastError": "bad row +44 7957 189696",
+            },
+        )
+    )
+    monitor.on_status(
+        SenderStatus(state="logged_out", transport="neonize", detail="447957189696 was logged out")
+    )
+    body = (await client.get("/health")).text
+    assert "189696" not in body.replace("…9696", "")
+    assert "7957" not in body
+    assert "…9696" in body

@@ -34,7 +34,7 @@ VERSION = "1.0.0"
 DESCRIPTION = "\n\n".join(
     [
         "Scheduled WhatsApp messages, sent on time and at most once.",
-        f"Other systems publish requests to the JetStream stream `{topology.STREAM}`. To get an "
+        f"Other systems publish requests to the JetStream stream `{topology.IN_STREAM}`. To get an "
         f"answer, publish with the header `{topology.REPLY_HEADER}: <inbox>` and subscribe to "
         'that inbox: the consuming service answers with a `Reply` (`{"ok": true}` or '
         '`{"ok": false, "error": "..."}`) once it has processed the request. A plain NATS '
@@ -42,18 +42,24 @@ DESCRIPTION = "\n\n".join(
         "Publish with `Nats-Msg-Id: <kind>:<id>` (`send:`, `schedule:`, `cancel:`) so that "
         "retries within the 15-minute duplicate window are stored once. Field names are "
         "camelCase; times are ISO-8601 with a zone.",
+        "NATS requires a user: connect as `client` (the nkey seed `wasched init` writes to "
+        "`secrets/nats-client.nk`) with the inbox prefix `_INBOX.client`, the only inboxes that "
+        "user may read and the only ones wasched answers under that user. `client` may publish "
+        "the three requests and subscribe to outcomes and receipts, nothing else "
+        "(docs/security.md).",
     ]
 )
 
 broker = NatsBroker()
 stream = JStream(topology.STREAM, declare=False)
+requests = JStream(topology.IN_STREAM, declare=False)
 
 _REPLY = f"Answered on the `{topology.REPLY_HEADER}` inbox, when given, with a `Reply`."
 
 
 @broker.subscriber(
     topology.SEND,
-    stream=stream,
+    stream=requests,
     title=topology.SEND,
     description="Send a text now, with the same at-most-once guarantee as scheduled messages "
     "(give an `id` to make retries safe). " + _REPLY,
@@ -64,7 +70,7 @@ async def send(request: SendRequest) -> Reply:
 
 @broker.subscriber(
     topology.SCHEDULE,
-    stream=stream,
+    stream=requests,
     title=topology.SCHEDULE,
     description="Add a message to the stored schedule (`id` required: a repeated id is "
     "not added twice). Fields wasched does not know are stored unchanged. " + _REPLY,
@@ -75,7 +81,7 @@ async def schedule(request: ScheduleRequest) -> Reply:
 
 @broker.subscriber(
     topology.CANCEL,
-    stream=stream,
+    stream=requests,
     title=topology.CANCEL,
     description="Cancel a pending message by id; honoured until the moment it is sent. " + _REPLY,
 )
@@ -107,7 +113,7 @@ broker.publisher(
 )
 
 broker.publisher(
-    "_INBOX.>",
+    "_INBOX.client.>",
     title="reply-inbox",
     schema=Reply,
     description=f"Core NATS: the answer to a request on {topology.SEND}, {topology.SCHEDULE} or "

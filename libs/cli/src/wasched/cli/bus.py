@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -39,7 +40,8 @@ async def _quiet(_: Exception) -> None:
 
 
 @asynccontextmanager
-async def connected(url: str, timeout: float = 3.0) -> AsyncIterator[NATS]:
+async def connected(url: str, timeout: float = 3.0, **options: Any) -> AsyncIterator[NATS]:
+    """`options`: credentials, TLS and inbox (`wasched.common.connect.nats_options`)."""
     try:
         # nats-py reads max_reconnect_attempts=0 as "forever": 1 means one retry, then stop.
         nc = await asyncio.wait_for(
@@ -51,10 +53,16 @@ async def connected(url: str, timeout: float = 3.0) -> AsyncIterator[NATS]:
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.2,
                 error_cb=_quiet,
+                **options,
             ),
             timeout * 2 + 1,
         )
     except (NoServersError, OSError, TimeoutError, NatsError) as exc:
+        if "authorization violation" in str(exc).lower():
+            raise BusError(
+                f"NATS at {public_url(url)} refused our credentials: check NATS_NKEY_SEED_FILE "
+                "(or NATS_USER/NATS_PASSWORD)"
+            ) from exc
         raise BusError(f"cannot reach NATS at {public_url(url)}: {HINT}") from exc
     try:
         yield nc

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wasched.cli import listing, pairing, status
 from wasched.cli.bus import BusError, ask, connected
+from wasched.cli.init import InitError, init
+from wasched.cli.natsconf import Tls
 from wasched.cli.outgoing import (
     InputError,
     cancel_request,
@@ -28,8 +31,10 @@ from wasched.cli.outgoing import (
 from wasched.cli.when import WhenError, parse_when, require_future
 from wasched.common import topology
 from wasched.common.clock import format_display, format_utc, utcnow
+from wasched.common.connect import nats_options
 from wasched.common.document import STATUSES
 from wasched.common.events import Event
+from wasched.common.permissions import ADMIN
 from wasched.common.settings import Settings, SettingsError, load_settings
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
@@ -74,7 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="health endpoint (default http://127.0.0.1:HEALTH_PORT)")
     health.add_argument("--check", action="store_true", help="one line only (for scripts)")
     health.set_defaults(run=cmd_status)
+    _init_parser(commands)
     return parser
+
+
+def _init_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    setup = commands.add_parser(
+        "init", help="write .env, the NATS server config and credentials for compose"
+    )
+    setup.add_argument("--dir", default=".", help="where compose.yaml is (default: here)")
+    setup.add_argument(
+        "--from", dest="source", help="an older .env to carry over (its secrets move to files)"
+    )
+    setup.add_argument("--force", action="store_true", help="replace an existing .env")
+    setup.add_argument(
+        "--rotate", action="store_true", help="renew the NATS keys and the status page token only"
+    )
+    setup.add_argument("--tls-cert", help="NATS TLS: the server certificate, as nats sees it")
+    setup.add_argument("--tls-key", help="NATS TLS: its private key, as nats sees it")
+    setup.add_argument("--tls-ca", help="NATS TLS: the CA that signs client certificates")
+    setup.add_argument(
+        "--tls-verify-clients", action="store_true", help="require client certificates (mTLS)"
+    )
+    setup.set_defaults(run=cmd_init, settings=False)
 
 
 def _schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +143,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise Failure(str(exc), BAD_INPUT) from None
 
 
+def _nats(settings: Settings) -> dict[str, Any]:
+    """The CLI connects as `admin` (or as the role whose inbox NATS_INBOX_PREFIX names)."""
+    return nats_options(settings, ADMIN, inbox_prefix=settings.nats_inbox_prefix)
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -124,7 +156,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 async def _request(settings: Settings, subject: str, event: Event, msg_id: str, wait: float) -> str:
-    async with connected(settings.nats_url) as nc:
+    async with connected(settings.nats_url, **_nats(settings)) as nc:
         reply = await ask(nc, subject, event, msg_id, wait)
     if not reply.ok:
         raise Failure(f"refused: {reply.error or 'no reason given'}")
@@ -170,7 +202,7 @@ def cmd_pair(args: argparse.Namespace, settings: Settings) -> str:
     phone = pair_phone(args.phone) if args.phone else None
 
     async def run() -> str:
-        async with connected(settings.nats_url) as nc:
+        async with connected(settings.nats_url, **_nats(settings)) as nc:
             if phone:
                 code = await pairing.pair_code(nc, phone, args.timeout)
                 return f"{pairing.CODE_HINT}: {code}"
@@ -182,8 +214,25 @@ def cmd_pair(args: argparse.Namespace, settings: Settings) -> str:
     return asyncio.run(run())
 
 
+def cmd_init(args: argparse.Namespace, _: Settings | None) -> str:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise Failure("--tls-cert and --tls-key go together", BAD_INPUT)
+    if args.tls_verify_clients and not args.tls_ca:
+        raise Failure("--tls-verify-clients needs --tls-ca", BAD_INPUT)
+    tls = (
+        Tls(args.tls_cert, args.tls_key, args.tls_ca, args.tls_verify_clients)
+        if args.tls_cert
+        else None
+    )
+    root = Path(args.dir).resolve()
+    source = Path(args.source) if args.source else None
+    report = init(root, source=source, force=args.force, rotate=args.rotate, tls=tls)
+    return report.text(root)
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> str:
-    url = args.url or f"http://127.0.0.1:{settings.health_port}/health"
+    default = os.environ.get("WASCHED_HEALTH_URL") or f"http://127.0.0.1:{settings.health_port}"
+    url = args.url or f"{default.rstrip('/')}/health"
     token = settings.health_token.get_secret_value() if settings.health_token else None
     healthy, body = status.fetch(url, token)
     checks = status.parse_checks(body)
@@ -198,7 +247,7 @@ def _say(text: str) -> None:
 
 
 _ERRORS = (InputError, WhenError)
-_FAILURES = (BusError, listing.ListError, status.StatusError)
+_FAILURES = (BusError, listing.ListError, status.StatusError, InitError)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -206,9 +255,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else BAD_INPUT
-    command: Callable[[argparse.Namespace, Settings], str] = args.run
+    command: Callable[[argparse.Namespace, Settings | None], str] = args.run
     try:
-        print(command(args, _settings(args)), flush=True)
+        settings = _settings(args) if getattr(args, "settings", True) else None
+        print(command(args, settings), flush=True)
     except Report as exc:
         print(exc, flush=True)
         return exc.code

@@ -3,8 +3,10 @@
 Starts an embedded nats-server (JetStream under `<data>/nats`) and SeaweedFS
 `weed mini` (S3 under `<data>/s3`, bucket created), then the poller, sender and
 health service as child processes whose output is shown with coloured prefixes.
-A second start reuses the data. SIGINT/SIGTERM (Ctrl-C) stops the services
-first, then the servers, and leaves no process behind.
+NATS requires authentication as in production: one nkey per role, generated
+once under `<data>/secrets`, each service given only its own. A second start
+reuses the data and the keys. SIGINT/SIGTERM (Ctrl-C) stops the services first,
+then the servers, and leaves no process behind.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, NoReturn
 
+import nats
 from dotenv import dotenv_values
 
+from wasched.cli.natsconf import ServerOptions, seed_path, write_config
 from wasched.cli.servers import (
     NatsServer,
     S3Server,
@@ -37,6 +42,7 @@ from wasched.cli.servers import (
     seaweed_server,
 )
 from wasched.common.settings import Settings, SettingsError, load_settings
+from wasched.common.topology import IN_STREAM
 
 SERVICES = ("poller", "sender", "health")
 BUCKET = "wasched"
@@ -97,6 +103,14 @@ class StackConfig:
     @property
     def local_env_file(self) -> Path:
         return self.data_dir / "local.env"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def nats_config(self) -> Path:
+        return self.secrets_dir / "nats-server.conf"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,6 +202,18 @@ def child_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
+def role_env(config: StackConfig, role: str) -> dict[str, str]:
+    """A service's (or the CLI's) own NATS user, and only that: other ways of naming one
+    (from the environment or `.env`) are cleared."""
+    return {
+        "NATS_NKEY_SEED_FILE": str(seed_path(config.secrets_dir, role)),
+        "NATS_CREDS_FILE": "",
+        "NATS_USER": "",
+        "NATS_PASSWORD": "",
+        "NATS_PASSWORD_FILE": "",
+    }
+
+
 def check_settings(config: StackConfig) -> Settings:
     """Validate the services' configuration before anything starts (one line when bad)."""
     overrides = {k.lower(): v for k, v in child_env(config).items() if k != "PYTHONUNBUFFERED"}
@@ -208,8 +234,8 @@ def local_env_text(config: StackConfig, settings: Settings) -> str:
         "S3_BUCKET",
         "HEALTH_PORT",
     )
-    env = child_env(config)
-    lines = [f"{key}={env[key]}" for key in keys]
+    env = {**child_env(config), **role_env(config, "admin")}
+    lines = [f"{key}={env[key]}" for key in (*keys, "NATS_NKEY_SEED_FILE")]
     lines.append(f"S3_PREFIX={settings.s3_prefix}")
     lines.append(f"DISPLAY_TIMEZONE={settings.display_timezone}")
     return "# written by the local stack (wasched.cli.stack); used by `wasched --env-file`\n" + (
@@ -223,6 +249,7 @@ def banner(config: StackConfig, settings: Settings) -> str:
     lines = [
         f"status page   http://127.0.0.1:{config.health_port}/",
         f"NATS          {config.nats_url}  (monitoring http://127.0.0.1:{config.nats_monitor_port})",
+        f"NATS users    one nkey per role in {config.secrets_dir} (config {config.nats_config.name})",
         f"S3 endpoint   {config.s3_endpoint}",
         f"S3 bucket     {BUCKET}  (schedule: s3://{BUCKET}/{settings.document_key})",
         f"S3 access key {ACCESS_KEY}",
@@ -292,7 +319,9 @@ def acquire_lock(data_dir: Path) -> IO[str]:
 
 def start_servers(config: StackConfig, out: Output) -> tuple[NatsServer, S3Server]:
     (config.data_dir / "nats").mkdir(parents=True, exist_ok=True)
-    nats = nats_server(config.data_dir / "nats", config.nats_port, config.nats_monitor_port)
+    write_config(config.nats_config, config.secrets_dir, ServerOptions())  # keys kept across runs
+    auth = ["-c", str(config.nats_config)]
+    nats = nats_server(config.data_dir / "nats", config.nats_port, config.nats_monitor_port, auth)
     s3 = seaweed_server(config.data_dir / "s3", BUCKET, config.s3_port, ACCESS_KEY, SECRET_KEY)
     started: list[Server] = []
     try:
@@ -327,9 +356,12 @@ class Supervisor:
         out: Output,
         servers: Sequence[Server],
         argv: Callable[[str], list[str]] | None = None,
+        own_env: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self.config, self.env, self.out, self.servers = config, env, out, servers
         self.argv = argv or service_argv
+        self.own_env = own_env or (lambda _name: {})
+        """What only this service gets (its NATS user)."""
         self.stopping = asyncio.Event()
         self.failure: str | None = None
         self.procs: dict[str, asyncio.subprocess.Process] = {}
@@ -374,7 +406,7 @@ class Supervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **self.own_env(name)},
             start_new_session=True,
             preexec_fn=die_with_parent,
             limit=1 << 20,
@@ -426,10 +458,11 @@ class Supervisor:
             await self._wait(1.0)
 
     async def _announce_ready(self) -> None:
+        """Once the page answers and the poller has declared the streams (requests work)."""
         url = f"http://127.0.0.1:{self.config.health_port}/ping"
         deadline = time.monotonic() + 120
         while not self.stopping.is_set() and time.monotonic() < deadline:
-            if await asyncio.to_thread(_answers, url):
+            if await asyncio.to_thread(_answers, url) and await _declared(self.config):
                 self.out.line(
                     "stack", f"ready: status page http://127.0.0.1:{self.config.health_port}/"
                 )
@@ -465,6 +498,31 @@ def _dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+async def _quiet(_: Exception) -> None:
+    """The supervisor asks again; nats-py need not print each failed attempt."""
+
+
+async def _declared(config: StackConfig) -> bool:
+    seed = seed_path(config.secrets_dir, "admin")
+    try:
+        nc = await nats.connect(
+            config.nats_url,
+            nkeys_seed=str(seed),
+            allow_reconnect=False,
+            connect_timeout=2,
+            error_cb=_quiet,
+        )
+    except Exception:
+        return False
+    try:
+        await nc.jetstream(timeout=2).stream_info(IN_STREAM)
+    except Exception:
+        return False
+    finally:
+        await nc.close()
+    return True
 
 
 def _answers(url: str) -> bool:
@@ -512,7 +570,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         try:
             write_local_env(config, settings)
             out.block("stack", banner(config, settings))
-            code = asyncio.run(Supervisor(config, child_env(config), out, servers).run())
+            supervisor = Supervisor(
+                config, child_env(config), out, servers, own_env=partial(role_env, config)
+            )
+            code = asyncio.run(supervisor.run())
         except KeyboardInterrupt:
             code = 130
         finally:

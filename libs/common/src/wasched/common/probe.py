@@ -1,7 +1,8 @@
 """Container HEALTHCHECK probes, with no dependency beyond wasched.common.
 
 `python -m wasched.common.probe heartbeat poller` succeeds when a heartbeat of
-that service arrives on NATS within the timeout (services beat every 5 s);
+that service arrives on NATS within the timeout (services beat every 5 s); it
+connects with the service's own settings (`NATS_URL`, its NATS credentials);
 `python -m wasched.common.probe http http://127.0.0.1:3002/ping` when the URL
 answers 200. Exit 0 healthy, 1 not, with one line saying why.
 """
@@ -10,26 +11,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 import nats
 from nats.aio.msg import Msg
 
+from wasched.common.connect import nats_options
+from wasched.common.settings import SettingsError, load_settings
 from wasched.common.topology import heartbeat_subject
-
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
 async def _quiet(_: Exception) -> None:
     return None
 
 
-async def heard_heartbeat(url: str, service: str, timeout: float) -> bool:
+async def heard_heartbeat(
+    url: str | list[str], service: str, timeout: float, **options: Any
+) -> bool:
     nc = await nats.connect(
         url,
+        **options,
         connect_timeout=min(timeout, 5.0),
         allow_reconnect=False,
         max_reconnect_attempts=1,
@@ -70,9 +74,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         ok = http_ok(args.target, args.timeout)
         print(f"{args.target}: {'ok' if ok else 'no 200 answer'}")
         return 0 if ok else 1
-    url = os.environ.get("NATS_URL", DEFAULT_NATS_URL)
     try:
-        ok = asyncio.run(heard_heartbeat(url, args.target, args.timeout))
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{args.target}: {exc}")
+        return 1
+    try:
+        options = nats_options(settings, args.target)
+        ok = asyncio.run(
+            heard_heartbeat(settings.nats_servers, args.target, args.timeout, **options)
+        )
     except Exception as exc:  # any failure to ask is "unhealthy", said in one line
         print(f"{args.target}: cannot reach NATS ({type(exc).__name__})")
         return 1

@@ -8,12 +8,15 @@ there for the consumer's `Reply`.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from wasched.common.events import Event, Reply
 from wasched.common.topology import REPLY_HEADER
+
+log = logging.getLogger("wasched.requests")
 
 
 class NoAnswer(TimeoutError):
@@ -43,8 +46,19 @@ async def request(
         await sub.unsubscribe()
 
 
+REPLY_PREFIX = "_INBOX."
+"""Answers go only under here: the header is the caller's to write, and must not make
+wasched publish on one of its own subjects (e.g. `wasched.outcome`) on the caller's behalf."""
+
+
+def answerable(subject: str) -> bool:
+    return subject.startswith(REPLY_PREFIX) and " " not in subject
+
+
 async def reply(nc: NATS, headers: dict[str, str] | None, answer: Reply) -> None:
-    """Answer a request if the caller asked for one (no-op otherwise)."""
+    """Answer a request if the caller asked for one on an inbox (no-op otherwise)."""
     inbox = (headers or {}).get(REPLY_HEADER)
-    if inbox:
+    if inbox and answerable(inbox):
         await nc.publish(inbox, answer.to_json())
+    elif inbox:
+        log.warning("not answering on %r: answers go only to %s… inboxes", inbox[:80], REPLY_PREFIX)

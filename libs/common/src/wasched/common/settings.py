@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class Transport(StrEnum):
@@ -45,6 +54,22 @@ class Settings(BaseSettings):
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
     nats_replicas: int = Field(1, ge=1, le=5, validation_alias=_env("NATS_REPLICAS"))
     """Replicas of the stream and buckets in a NATS cluster (3 for a three-node cluster)."""
+    nats_nkey_seed_file: Path | None = Field(None, validation_alias=_env("NATS_NKEY_SEED_FILE"))
+    """This process's NATS user: a file holding its nkey seed (`SU…`), from `wasched init`."""
+    nats_creds_file: Path | None = Field(None, validation_alias=_env("NATS_CREDS_FILE"))
+    """Or a `.creds` file (JWT + seed) for a NATS server in operator mode."""
+    nats_user: str | None = Field(None, validation_alias=_env("NATS_USER"))
+    nats_password: SecretStr | None = Field(None, validation_alias=_env("NATS_PASSWORD"))
+    nats_password_file: Path | None = Field(None, validation_alias=_env("NATS_PASSWORD_FILE"))
+    nats_tls_ca_file: Path | None = Field(None, validation_alias=_env("NATS_TLS_CA_FILE"))
+    """Verify the NATS server's certificate against this CA (else the system's CAs)."""
+    nats_tls_cert_file: Path | None = Field(None, validation_alias=_env("NATS_TLS_CERT_FILE"))
+    nats_tls_key_file: Path | None = Field(None, validation_alias=_env("NATS_TLS_KEY_FILE"))
+    nats_tls_hostname: str | None = Field(None, validation_alias=_env("NATS_TLS_HOSTNAME"))
+    """The name the server certificate must carry, when it differs from the URL's host."""
+    nats_inbox_prefix: str | None = Field(None, validation_alias=_env("NATS_INBOX_PREFIX"))
+    """The CLI's reply inbox (default `_INBOX.admin`); `_INBOX.client` with client credentials.
+    The services always use `_INBOX.<service>`."""
     s3_endpoint: str | None = Field(None, validation_alias=_env("S3_ENDPOINT", "B2_S3_ENDPOINT"))
     s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION", "B2_REGION"))
     s3_access_key_id: SecretStr | None = Field(
@@ -52,6 +77,12 @@ class Settings(BaseSettings):
     )
     s3_secret_access_key: SecretStr | None = Field(
         None, validation_alias=_env("S3_SECRET_ACCESS_KEY", "B2_SECRET_ACCESS_KEY")
+    )
+    s3_access_key_id_file: Path | None = Field(
+        None, validation_alias=_env("S3_ACCESS_KEY_ID_FILE", "B2_ACCESS_KEY_ID_FILE")
+    )
+    s3_secret_access_key_file: Path | None = Field(
+        None, validation_alias=_env("S3_SECRET_ACCESS_KEY_FILE", "B2_SECRET_ACCESS_KEY_FILE")
     )
     s3_bucket: str = Field("wasched", validation_alias=_env("S3_BUCKET", "B2_BUCKET"), min_length=1)
     s3_prefix: str = Field("whatsapp/", validation_alias=_env("S3_PREFIX", "B2_PREFIX"))
@@ -73,8 +104,10 @@ class Settings(BaseSettings):
 
     overdue_alert_seconds: float = Field(300, gt=0, validation_alias=_env("OVERDUE_ALERT_SECONDS"))
     health_token: SecretStr | None = Field(None, validation_alias=_env("HEALTH_TOKEN"))
+    health_token_file: Path | None = Field(None, validation_alias=_env("HEALTH_TOKEN_FILE"))
     health_port: int = Field(3002, ge=1, le=65535, validation_alias=_env("HEALTH_PORT"))
-    health_host: str = Field("0.0.0.0", min_length=1, validation_alias=_env("HEALTH_HOST"))
+    health_host: str = Field("127.0.0.1", min_length=1, validation_alias=_env("HEALTH_HOST"))
+    """Any other address than a loopback one needs `HEALTH_TOKEN` (the page links WhatsApp)."""
     health_protect_all: bool = Field(False, validation_alias=_env("HEALTH_PROTECT_ALL"))
     """With `HEALTH_TOKEN` set: also require it on /metrics and /health (default: page only)."""
     health_stale_seconds: float | None = Field(
@@ -84,6 +117,8 @@ class Settings(BaseSettings):
 
     log_format: LogFormat = Field(LogFormat.TEXT, validation_alias=_env("LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    log_pairing: bool = Field(False, validation_alias=_env("LOG_PAIRING"))
+    """Print the WhatsApp linking QR code to the log even when stdout is not a terminal."""
 
     @field_validator("display_timezone")
     @classmethod
@@ -115,6 +150,51 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected nats://host:port, got {url.strip()!r}")
         return value
 
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        for field, file_field in SECRET_FILES.items():
+            path = getattr(self, file_field)
+            if path is None:
+                continue
+            name = _variable_name((field,))
+            if getattr(self, field) is not None:
+                raise ValueError(f"{name} and {name}_FILE are both set; keep one")
+            setattr(self, field, SecretStr(read_secret_file(path, f"{name}_FILE")))
+        return self
+
+    @model_validator(mode="after")
+    def _one_nats_identity(self) -> Settings:
+        chosen = [
+            name
+            for name, value in (
+                ("NATS_NKEY_SEED_FILE", self.nats_nkey_seed_file),
+                ("NATS_CREDS_FILE", self.nats_creds_file),
+                ("NATS_USER", self.nats_user),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                "choose one of NATS_NKEY_SEED_FILE, NATS_CREDS_FILE, NATS_USER "
+                f"(set: {', '.join(chosen)})"
+            )
+        if self.nats_user is not None and self.nats_password is None:
+            raise ValueError("NATS_USER is set without NATS_PASSWORD (or NATS_PASSWORD_FILE)")
+        if self.nats_password is not None and self.nats_user is None:
+            raise ValueError("NATS_PASSWORD is set without NATS_USER")
+        if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):
+            raise ValueError("NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together")
+        for name, path in (
+            ("NATS_NKEY_SEED_FILE", self.nats_nkey_seed_file),
+            ("NATS_CREDS_FILE", self.nats_creds_file),
+            ("NATS_TLS_CA_FILE", self.nats_tls_ca_file),
+            ("NATS_TLS_CERT_FILE", self.nats_tls_cert_file),
+            ("NATS_TLS_KEY_FILE", self.nats_tls_key_file),
+        ):
+            if path is not None:
+                _readable(path, name)
+        return self
+
     @property
     def nats_servers(self) -> list[str]:
         """`NATS_URL` may list several servers of a cluster, comma-separated."""
@@ -127,6 +207,39 @@ class Settings(BaseSettings):
     @property
     def document_key(self) -> str:
         return f"{self.s3_prefix}scheduled.json"
+
+
+SECRET_FILES = {
+    "s3_access_key_id": "s3_access_key_id_file",
+    "s3_secret_access_key": "s3_secret_access_key_file",
+    "health_token": "health_token_file",
+    "nats_password": "nats_password_file",
+}
+"""Secret → its `NAME_FILE` twin (the Docker secrets convention): the file's content, less a
+trailing newline, is the value."""
+
+
+def _readable(path: Path, variable: str) -> None:
+    if not path.is_file():
+        raise ValueError(f"{variable}={path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{variable}={path}: cannot read it ({exc.strerror})") from None
+
+
+def read_secret_file(path: Path, variable: str) -> str:
+    _readable(path, variable)
+    if path.stat().st_size > MAX_SECRET_FILE_BYTES:
+        raise ValueError(f"{variable}={path}: larger than 64 KiB, not a secret value")
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{variable}={path}: not UTF-8 text") from None
+    if not value.strip():
+        raise ValueError(f"{variable}={path}: the file is empty")
+    return value
 
 
 def _variable_name(loc: tuple[int | str, ...], cls: type[Settings] = Settings) -> str:
@@ -154,8 +267,11 @@ def load_settings(settings_cls: type[Settings] = Settings, /, **overrides: objec
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = _variable_name(err["loc"], settings_cls)
             msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a check across variables: its message names them
+                problems.append(msg)
+                continue
+            name = _variable_name(err["loc"], settings_cls)
             problems.append(
                 f"{name}={err.get('input')!r}: {msg}"
                 if name not in _SECRET_VARS
@@ -164,4 +280,10 @@ def load_settings(settings_cls: type[Settings] = Settings, /, **overrides: objec
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
 
 
-_SECRET_VARS = {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "HEALTH_TOKEN", "WHATSAPP_PROXY"}
+_SECRET_VARS = {
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "HEALTH_TOKEN",
+    "WHATSAPP_PROXY",
+    "NATS_PASSWORD",
+}

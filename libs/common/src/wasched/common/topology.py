@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from wasched.common import streams
+
 STREAM = "WASCHED"
+"""Internal subjects; `allow_msg_schedules`, so only wasched's own services may publish here."""
+IN_STREAM = "WASCHED_IN"
+"""Requests other systems may publish. No message schedules: a `Nats-Schedule-Target`
+header can only reach subjects of its own stream, so none can land on `wasched.due`."""
 DUE = "wasched.due"
 FIRE = "wasched.fire"
 SEND = "wasched.send"
@@ -46,8 +53,22 @@ WA_ID_BUCKET = "wasched-waid"
 """WhatsApp message id → our message id, so receipts can be reported by our id (sender)."""
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
+MAX_AGE_SECONDS = 30 * 86400
+STREAM_MAX_BYTES = 1 << 30
+"""Only wasched's services write here; the cap keeps the disk from filling all the same."""
+IN_STREAM_MAX_BYTES = 256 << 20
+"""A flood of requests is refused once this much is stored (discard new), never written
+over stored requests, and cannot fill the disk."""
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")
-STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, SEND, SCHEDULE, CANCEL, OUTCOME, RECEIPT]
+STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, OUTCOME, RECEIPT]
+IN_SUBJECTS = [SEND, SCHEDULE, CANCEL]
+REQUEST_CONSUMERS = {SENDER_SEND: SEND, POLLER_SCHEDULE: SCHEDULE, POLLER_CANCEL: CANCEL}
+"""Durables on the request subjects; round 1 kept them (and the subjects) on `STREAM`."""
+
+
+def stream_of(subject: str) -> str:
+    """The stream that holds `subject`."""
+    return IN_STREAM if subject in IN_SUBJECTS else STREAM
 
 
 def heartbeat_subject(service: str) -> str:
@@ -77,25 +98,38 @@ def stream_config(replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         allow_msg_schedules=True,
-        max_age=30 * 86400,
+        max_age=MAX_AGE_SECONDS,
+        max_bytes=STREAM_MAX_BYTES,
+        discard=DiscardPolicy.OLD,  # NATS refuses `discard new` with message schedules
+        num_replicas=replicas,
+    )
+
+
+def in_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=IN_STREAM,
+        subjects=IN_SUBJECTS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        allow_msg_schedules=False,
+        max_age=MAX_AGE_SECONDS,
+        max_bytes=IN_STREAM_MAX_BYTES,
+        discard=DiscardPolicy.NEW,
         num_replicas=replicas,
     )
 
 
 async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, KeyValue]:
-    """Create or update the stream and buckets; safe to run at every start of every service.
+    """Create, update or migrate the streams and buckets; safe at every start of every service.
 
-    Replicas are never reduced: one service started without `NATS_REPLICAS` must not
-    scale a clustered stream down to a single copy.
+    It reads first and writes only what is missing or differs, so a service whose NATS
+    user may not manage streams passes when the poller has declared them, and waits
+    while it has not (docs/security.md). Replicas are never reduced: one service
+    started without `NATS_REPLICAS` must not scale a clustered stream down.
     """
-    try:
-        info = await js.stream_info(STREAM)
-    except NotFoundError:
-        with contextlib.suppress(BadRequestError):
-            await js.add_stream(stream_config(replicas))
-    else:
-        current = info.config.num_replicas or 1
-        await js.update_stream(stream_config(max(replicas, current)))
+    await streams.converge(
+        js, stream_config(replicas), in_stream_config(replicas), REQUEST_CONSUMERS
+    )
     ledger = await _bucket(js, LEDGER_BUCKET, history=5, replicas=replicas)
     lease = await _bucket(js, LEASE_BUCKET, history=1, replicas=replicas)
     return ledger, lease
@@ -104,6 +138,14 @@ async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, Ke
 async def _bucket(js: JetStreamContext, name: str, *, history: int, replicas: int) -> KeyValue:
     with contextlib.suppress(BucketNotFoundError):
         return await js.key_value(name)
-    return await js.create_key_value(
-        KeyValueConfig(bucket=name, history=history, replicas=replicas, storage=StorageType.FILE)
+    config = KeyValueConfig(
+        bucket=name, history=history, replicas=replicas, storage=StorageType.FILE
     )
+
+    async def create() -> KeyValue:
+        try:
+            return await asyncio.wait_for(js.create_key_value(config), streams.WRITE_SECONDS)
+        except BadRequestError:  # created meanwhile by another service
+            return await js.key_value(name)
+
+    return await streams.patiently(f"create the KV bucket {name}", create)

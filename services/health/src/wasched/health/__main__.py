@@ -15,6 +15,7 @@ import urllib.request
 from wasched.common.logs import setup_logging
 from wasched.common.settings import Settings, SettingsError, load_settings
 from wasched.health.app import Server, create_service, log, serve_until_signalled, uvicorn_config
+from wasched.health.web import bind_refusal
 
 
 def check(settings: Settings, timeout: float = 3.0) -> int:
@@ -50,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"wasched health: {exc}", file=sys.stderr)
         return 2
-    return check(settings) if args.check else serve(settings)
+    if args.check:
+        return check(settings)
+    refusal = bind_refusal(settings)
+    if refusal:
+        print(f"wasched health: {refusal}", file=sys.stderr)
+        return 2
+    return serve(settings)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from wasched.common import topology
+from wasched.common.connect import broker_options, pull_inbox
 from wasched.common.events import Event, Heartbeat, Outcome, Receipt, SenderStatus
 from wasched.common.settings import Settings
+from wasched.health import sources
 from wasched.health.monitor import Monitor
 from wasched.health.web import create_web
 
@@ -102,6 +105,19 @@ class ConnectionLog:
         log.info("reconnected to NATS")
 
 
+class Refusals:
+    """Log a refused signal once a minute per subject (a flood must not flood the log)."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every, self._last = every, dict[str, float]()
+
+    def note(self, subject: str, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(subject, -self.every) >= self.every:
+            self._last[subject] = now
+            log.warning("ignored a message on %s: %s", subject, why)
+
+
 def parse(model: type[E], msg: NatsMessage) -> E | None:
     """Decode an event; a malformed one is logged (reason only, never the payload)."""
     try:
@@ -127,9 +143,11 @@ def create_broker(
         reconnected_cb=connection_log.reconnected,
         logger=logging.getLogger("faststream.wasched.health"),
         log_level=logging.DEBUG,
+        **broker_options(settings, "health"),
     )
     stream = JStream(topology.STREAM, declare=False)
     pull = PullSub(batch_size=20, timeout=5.0)
+    refused = Refusals()
     consumer = ConsumerConfig(ack_wait=ACK_WAIT_SECONDS)
 
     @broker.subscriber(
@@ -137,6 +155,7 @@ def create_broker(
         stream=stream,
         durable=topology.HEALTH_OUTCOME,
         pull_sub=pull,
+        inbox_prefix=pull_inbox("health"),
         config=consumer,
         ack_policy=AckPolicy.MANUAL,
         title="health-outcome",
@@ -153,6 +172,7 @@ def create_broker(
         stream=stream,
         durable=topology.HEALTH_RECEIPT,
         pull_sub=pull,
+        inbox_prefix=pull_inbox("health"),
         config=consumer,
         ack_policy=AckPolicy.MANUAL,
         title="health-receipt",
@@ -167,14 +187,25 @@ def create_broker(
     @broker.subscriber(f"{topology.HEARTBEAT_PREFIX}*", title="health-heartbeat")
     async def heartbeats(msg: NatsMessage) -> None:
         heartbeat = parse(Heartbeat, msg)
-        if heartbeat is not None:
+        if heartbeat is None:
+            return
+        raw = msg.raw_message
+        why = sources.heartbeat_refusal(raw.subject, heartbeat.service, raw.headers, raw.reply)
+        if why is None:
             monitor.on_heartbeat(heartbeat)
+        else:
+            refused.note(raw.subject, why)
 
     @broker.subscriber(topology.SENDER_STATUS, title="health-sender-status")
     async def statuses(msg: NatsMessage) -> None:
         status = parse(SenderStatus, msg)
-        if status is not None:
+        if status is None:
+            return
+        why = sources.status_refusal(msg.raw_message.headers, msg.raw_message.reply)
+        if why is None:
             monitor.on_status(status)
+        else:
+            refused.note(topology.SENDER_STATUS, why)
 
     return broker
 

@@ -132,6 +132,7 @@ def live_families(
         _components(state, now, settings, nats_up),
         _ages(state, now),
         _check_gauge(state, now, settings),
+        _interval(settings),
         _counter(
             "wasched_s3_errors",
             "S3 errors reported by the poller",
@@ -256,6 +257,15 @@ def _check_gauge(state: LiveState, now: datetime, settings: Settings) -> Metric:
     )
     for result in checks.evaluate(state.poller, state.status, now, settings):
         family.add_metric([result.name], 1.0 if result.ok else 0.0)
+    return family
+
+
+def _interval(settings: Settings) -> Metric:
+    """POLL_INTERVAL_SECONDS (the same `.env` as the poller's), so alerts scale with it."""
+    family = GaugeMetricFamily(
+        "wasched_poll_interval_seconds", "How often the poller is configured to poll"
+    )
+    family.add_metric([], settings.poll_interval_seconds)
     return family
 
 

@@ -14,6 +14,7 @@ from faststream import AckPolicy, FastStream
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 
 from wasched.common import topology
+from wasched.common.connect import broker_options, pull_inbox
 from wasched.common.settings import Settings, load_settings
 from wasched.poller.connection import ConnectionLog
 from wasched.poller.consumers import Consumers
@@ -44,6 +45,7 @@ class PollerApp:
             graceful_timeout=GRACEFUL_SECONDS,
             logger=broker_log,
             log_level=logging.DEBUG,
+            **broker_options(settings, "poller"),
         )
         stream = JStream(topology.STREAM, declare=False)  # declared by topology.declare
         outputs = declare_outputs(self.broker, stream)
@@ -84,15 +86,17 @@ def quiet_broker_noise(record: logging.LogRecord) -> bool:
 
 def register(broker: NatsBroker, stream: JStream, consumers: Consumers) -> None:
     """Durable pull consumers with explicit (manual) acks and unlimited redelivery."""
+    requests = JStream(topology.IN_STREAM, declare=False)  # requests from other systems
 
     def consumer(
         subject: str, durable: str, batch: int, ack_wait: float, handler: Any, about: str
     ) -> None:
         broker.subscriber(
             subject,
-            stream=stream,
+            stream=requests if topology.stream_of(subject) == requests.name else stream,
             durable=durable,
             pull_sub=PullSub(batch_size=batch, timeout=FETCH_WAIT_SECONDS),
+            inbox_prefix=pull_inbox("poller"),
             config=ConsumerConfig(ack_wait=ack_wait, max_deliver=-1),
             ack_policy=AckPolicy.MANUAL,
             description=about,

@@ -15,6 +15,7 @@ import os
 import sys
 from urllib.parse import urlsplit
 
+from wasched.common.connect import nats_options
 from wasched.common.logs import setup_logging
 from wasched.common.settings import SettingsError
 from wasched.sender.app import build_app
@@ -59,7 +60,8 @@ def nats_location(urls: str) -> str:
 
 async def pair(settings: SenderSettings, phone: str, timeout: float) -> int:
     try:
-        reply = await request_code(settings.nats_url, phone, timeout)
+        options = nats_options(settings, "sender")
+        reply = await request_code(settings.nats_url, phone, timeout, **options)
     except Exception as exc:
         print(f"cannot reach NATS at {nats_location(settings.nats_url)}: {exc}", file=sys.stderr)
         return EXIT_START_FAILED

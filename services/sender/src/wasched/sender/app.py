@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from datetime import datetime
 
 from faststream import FastStream
@@ -22,6 +23,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from wasched.common import topology
+from wasched.common.connect import broker_options
 from wasched.common.events import (
     DueMessage,
     Heartbeat,
@@ -59,7 +61,9 @@ def make_transport(settings: SenderSettings) -> TransportProtocol:
         settings.whatsapp_session,
         proxy=settings.whatsapp_proxy,
         bot_tag=settings.neonize_bot_tag,
-        show_qr=settings.log_format is LogFormat.TEXT,
+        show_qr=settings.log_format is LogFormat.TEXT
+        and (settings.log_pairing or sys.stdout.isatty()),
+        log_qr=settings.log_format is LogFormat.JSON and settings.log_pairing,
         go_log_level=logging.INFO if settings.log_level == "DEBUG" else logging.WARNING,
     )
 
@@ -203,6 +207,7 @@ def build_app(settings: SenderSettings) -> tuple[FastStream, Runtime]:
         connect_timeout=5,
         logger=logging.getLogger("wasched.sender.broker"),
         log_level=logging.DEBUG,
+        **broker_options(settings, "sender"),
     )
     runtime = Runtime(settings, broker)
 
@@ -259,7 +264,7 @@ def docs_app() -> FastStream:
 
     @broker.subscriber(
         topology.SEND,
-        stream=stream,
+        stream=JStream(topology.IN_STREAM, declare=False),
         durable=topology.SENDER_SEND,
         pull_sub=PullSub(batch_size=1),
         description="Send now, from another system; `id` optional (generated when missing). "

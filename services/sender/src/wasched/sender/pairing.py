@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import nats
 from nats.errors import NoRespondersError
@@ -56,8 +57,8 @@ async def answer(data: bytes, lifecycle: Lifecycle, transport: Transport) -> Rep
         return Reply(ok=False, error=str(exc))
 
 
-async def request_code(nats_url: str, phone: str, timeout: float) -> Reply:
-    """The CLI side: ask the running sender for a pair code."""
+async def request_code(nats_url: str, phone: str, timeout: float, **options: Any) -> Reply:
+    """The CLI side: ask the running sender for a pair code (`options`: credentials, TLS)."""
 
     async def quiet(_: Exception) -> None:  # the caller prints one line instead of tracebacks
         return None
@@ -68,6 +69,7 @@ async def request_code(nats_url: str, phone: str, timeout: float) -> Reply:
         allow_reconnect=False,
         max_reconnect_attempts=1,
         error_cb=quiet,
+        **options,
     )
     try:
         msg = await nc.request(PAIR_REQUEST, json.dumps({"phone": phone}).encode(), timeout)

@@ -166,6 +166,7 @@ class NeonizeTransport:
         bot_tag: str = "off",
         stop_timeout: float = 10.0,
         show_qr: bool = True,
+        log_qr: bool = False,
         go_log_level: int = logging.WARNING,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -174,6 +175,7 @@ class NeonizeTransport:
         self.bot_tag = bot_tag
         self.stop_timeout = stop_timeout
         self.show_qr = show_qr
+        self.log_qr = log_qr
         self.go_log_level = go_log_level
         self._clock = clock
         self._listener: TransportListener | None = None
@@ -321,6 +323,8 @@ class NeonizeTransport:
 
                 segno.make_qr(code).terminal(out=sys.stdout, compact=True)
                 sys.stdout.flush()
+            if self.log_qr:
+                log.debug("WhatsApp linking QR code (LOG_PAIRING=true): %s", code)
             self._emit(QrShown(code))
         except Exception:
             log.exception("handling the WhatsApp QR code failed")

@@ -42,8 +42,8 @@ from wasched.common.topology import (
     SEND,
     SENDER_DUE,
     SENDER_SEND,
-    STREAM,
     msg_id_header,
+    stream_of,
 )
 from wasched.sender.config import SenderSettings
 from wasched.sender.errors import SendErrorKind, classify
@@ -158,8 +158,9 @@ class Sender:
             # its ack_wait runs out (it is redelivered then, and found claimed)
             max_ack_pending=MAX_ACK_PENDING,
         )
-        await self._js.add_consumer(STREAM, config)  # creates, or updates an older config
-        return await self._js.pull_subscribe_bind(durable=durable, stream=STREAM)
+        stream = stream_of(subject)
+        await self._js.add_consumer(stream, config)  # creates, or updates an older config
+        return await self._js.pull_subscribe_bind(durable=durable, stream=stream)
 
     # the loop ----------------------------------------------------------------
 
