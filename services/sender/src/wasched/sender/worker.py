@@ -28,14 +28,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from wasched.common import ledger
 from wasched.common.clock import utcnow
 from wasched.common.events import Outcome, Reply
-from wasched.common.ledger import LedgerEntry, interrupted_outcome
+from wasched.common.ledger import LedgerEntry
 from wasched.common.messages import ErrorKind, Status
 from wasched.common.recipients import mask
 from wasched.common.requests import reply
 from wasched.common.topology import DUE, OUTCOME, SEND, SENDER_DUE, SENDER_SEND, msg_id_header
 from wasched.sender import pace
+from wasched.sender.attempt import Attempt, Retry, Skip, interrupted
 from wasched.sender.config import SenderSettings
-from wasched.sender.flow import Attempt, Flow, Retry, Skip
+from wasched.sender.flow import Flow
 from wasched.sender.inbound import Job, Rejected, read_job
 from wasched.sender.journal import Kept
 from wasched.sender.policy import failed, reply_for
@@ -265,9 +266,7 @@ class Sender:
         job, claim = attempt.job, attempt.claim
         try:
             if attempt.sending and attempt.outcome is None:
-                attempt.outcome = interrupted_outcome(job.id).model_copy(
-                    update={"version": job.version, "to": job.to}
-                )
+                attempt.outcome = interrupted(job, said="the sender stopped before the answer")
             if attempt.outcome is not None and claim is not None:
                 outcome = attempt.outcome
                 if not attempt.settled:
