@@ -22,6 +22,7 @@ from datetime import datetime
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -166,6 +167,14 @@ class Sender:
             except asyncio.CancelledError:
                 if not task.done():
                     raise
+            except (NatsError, TimeoutError) as exc:  # NATS away: expected, no traceback
+                log.warning(
+                    "NATS did not answer while handling a message on %s (%r); "
+                    "it is delivered again",
+                    subject,
+                    exc,
+                )
+                await _quietly(msg.nak(delay=5.0))
             except Exception:
                 log.exception("unexpected error handling a message on %s; retrying later", subject)
                 await _quietly(msg.nak(delay=5.0))
