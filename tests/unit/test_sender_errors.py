@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,10 @@ def test_the_table_names_the_whatsmeow_version_neonize_bundles() -> None:
 def test_server_error_codes_get_a_readable_explanation() -> None:
     assert "reach-out timelock" in errors.explain("server returned error 463")
     assert errors.explain("server returned error 999") == "server returned error 999"
+
+
+@pytest.mark.parametrize("row", errors.TABLE, ids=lambda row: row.pattern[:40])
+def test_docs_sender_md_lists_each_row(row: errors.Row) -> None:
+    literal = re.split(r"[\\.*()|$+?\[]", row.pattern, maxsplit=1)[0].strip()
+    docs = (Path(__file__).parents[2] / "docs" / "sender.md").read_text()
+    assert f"`{literal}" in docs, f"docs/sender.md's error table misses {literal!r}"
