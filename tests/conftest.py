@@ -154,7 +154,13 @@ def service_env(
         "S3_PREFIX": prefix,
         "WHATSAPP_TRANSPORT": "dryrun",
         "DRYRUN_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "SENDER_JOURNAL": str(tmp_path / "sender-journal.jsonl"),
         "SEND_MIN_GAP_SECONDS": "0",
+        "SEND_JITTER_SECONDS": "0",
+        "SEND_MAX_PER_DAY": "0",
+        "SEND_SAME_TEXT_MAX_RECIPIENTS": "0",
+        "LOOKUP_MIN_GAP_SECONDS": "0",
+        "LOOKUP_MAX_PER_HOUR": "0",
         "LOG_LEVEL": "DEBUG",
     }
     env.update({k: str(v) for k, v in extra.items()})

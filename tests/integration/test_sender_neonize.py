@@ -35,11 +35,12 @@ from wasched.cli.servers import free_port
 from wasched.common import ledger, topology
 from wasched.common.events import DueMessage, Outcome, Receipt, SenderStatus
 from wasched.common.messages import Status
-from wasched.sender.connection import EXIT_CONNECT_FAILED, EXIT_REPLACED, Limits
+from wasched.sender.connection import EXIT_CONNECT_FAILED, Limits
 from wasched.sender.lifecycle import Lifecycle
+from wasched.sender.neonize_events import load_neonize
 from wasched.sender.receipts import ReceiptIndex, open_index_bucket, publish_receipts
 from wasched.sender.status import Stats, StatusReporter
-from wasched.sender.whatsapp import NeonizeTransport, load_neonize
+from wasched.sender.whatsapp import NeonizeTransport
 
 load_neonize()  # first: neonize's own import leaks a pipe, this import closes it
 neonize_events: Any = importlib.import_module("neonize.aioze.events")
@@ -118,7 +119,7 @@ async def rig(nc: NATS, js: JetStreamContext, tmp_path: Path) -> AsyncIterator[R
     exits: list[int] = []
     lifecycle = Lifecycle(
         transport,
-        Limits(connect_attempts=1, connect_backoff=0.05, replaced_backoff=0.3, pairing_window=60),
+        Limits(connect_attempts=1, connect_backoff=0.05, pairing_window=60),
         on_change=reporter.changed,
         on_receipt=lambda seen: tasks.add(asyncio.create_task(publish_receipts(js, index, seen))),
         on_exit=lambda code, _reason: exits.append(code),
@@ -168,20 +169,7 @@ async def test_temporary_ban_stops_sending_until_its_expiry(rig: Rig) -> None:
     assert "proxyconnect" in (rig.statuses[-1].detail or "")
 
 
-async def test_stream_replaced_stops_and_exits_without_a_fight(rig: Rig) -> None:
-    await rig.deliver(pb.Connected(status=True))
-    await rig.reached("connected")
-    replaced_client = rig.client
-    await rig.deliver(pb.StreamReplaced())
-    status = await rig.reached("replaced")
-    assert "another process" in (status.detail or "")
-    assert not rig.lifecycle.ready.is_set()
-    await eventually(lambda: rig.exits == [EXIT_REPLACED], what="exit after the back-off")
-    await rig.deliver(pb.Connected(status=True), replaced_client)  # a late event, ignored
-    assert rig.lifecycle.conn.state == "replaced"
-
-
-async def test_logged_out_goes_back_to_linking_once(rig: Rig, tmp_path: Path) -> None:
+async def test_logged_out_goes_back_to_linking(rig: Rig, tmp_path: Path) -> None:
     await rig.show_qr("2@first-code")
     status = await rig.reached("pairing")
     assert status.qr == "2@first-code"
@@ -304,3 +292,166 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
     finally:
         later.stop()
     assert (outcomes[0].id, outcomes[0].status) == ("offline-1", Status.SENT)
+
+
+# round 2: the account as a real phone sees it ----------------------------------------------
+
+
+class GoStub:
+    """Stands in for neonize's Go binding on one client: the named calls answer with the
+    serialized neonize protobuf given, everything else goes to the real binding."""
+
+    def __init__(self, client: Any, **answers: Message) -> None:
+        self._real = client._NewAClient__client
+        self._answers = answers
+        self.calls: list[str] = []
+        client._NewAClient__client = self
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._answers:
+            return getattr(self._real, name)
+
+        async def call(*_: Any) -> bytes:
+            self.calls.append(name)
+            return self._answers[name].SerializeToString()
+
+        return call
+
+
+async def test_a_lookup_answers_the_jid_whatsapp_knows(rig: Rig) -> None:
+    from wasched.common.recipients import parse_recipient
+
+    found = pb.IsOnWhatsAppResponse(Query="+525512345678", JID=jid("5215512345678"), IsIn=True)
+    GoStub(rig.client, IsOnWhatsApp=pb.IsOnWhatsAppReturnFunction(IsOnWhatsAppResponse=[found]))
+    rig.transport._live = True  # as after connect()
+    answer = await rig.transport.lookup(parse_recipient("+52 55 1234 5678"))
+    assert answer is not None
+    assert answer.jid == "5215512345678@s.whatsapp.net"
+
+    absent = pb.IsOnWhatsAppResponse(Query="+447911123456", JID=jid("447911123456"), IsIn=False)
+    GoStub(rig.client, IsOnWhatsApp=pb.IsOnWhatsAppReturnFunction(IsOnWhatsAppResponse=[absent]))
+    assert await rig.transport.lookup(parse_recipient("447911123456")) is None
+
+
+async def test_a_dead_socket_is_reported_and_a_fresh_client_started(rig: Rig) -> None:
+    from dataclasses import replace
+
+    await rig.deliver(pb.Connected(status=True))
+    await rig.reached("connected")
+    first = rig.client
+    rig.lifecycle.limits = replace(rig.lifecycle.limits, dead_restart=1.0)
+    rig.transport.probe_seconds = 0.2
+    rig.transport.watch()  # the client was never really connected: its socket is dead
+    status = await rig.reached("disconnected")
+    assert "socket" in (status.detail or "")
+    assert not rig.lifecycle.ready.is_set(), "nothing is fetched on a dead socket"
+    await eventually(
+        lambda: rig.client is not None and rig.client is not first,
+        what="a fresh client after the socket stayed dead",
+    )
+
+
+async def test_a_second_logout_goes_back_to_linking(rig: Rig) -> None:
+    success = pb.PairStatus.SUCCESS
+    for round_ in (1, 2):
+        client = rig.client
+        await rig.show_qr(f"2@code-{round_}")
+        await rig.reached("pairing")
+        linked = pb.PairStatus(
+            ID=jid(device=7), BusinessName="", Platform="android", Status=success
+        )
+        await rig.deliver(linked)
+        await rig.reached("connecting")
+        await rig.deliver(pb.Connected(status=True))
+        await rig.reached("connected")
+        await rig.deliver(pb.LoggedOut(OnConnect=False, Reason=pb.ConnectFailureReason.LOGGED_OUT))
+        await eventually(
+            lambda client=client: (
+                rig.client is not None
+                and rig.client is not client
+                and rig.statuses[-1].state == "disconnected"
+            ),  # its connect failed at the proxy
+            what=f"a fresh client after logout {round_}",
+        )
+    await rig.show_qr("2@code-3")
+    status = await rig.reached("pairing")
+    assert status.qr == "2@code-3", "linking again after the second logout"
+
+
+async def test_a_session_path_with_a_tilde_lives_in_the_home_directory(
+    nc: NATS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasched.sender.connection import ConnectFailed
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    events: list[Any] = []
+
+    class Listener:
+        def connection_event(self, event: Any) -> None:
+            events.append(event)
+
+        def receipt(self, seen: Any) -> None: ...
+
+    neonize_events.set_event_loop(asyncio.get_running_loop())
+    transport = NeonizeTransport(
+        "~/wa/session.sqlite3",
+        proxy=f"http://127.0.0.1:{free_port()}",
+        stop_timeout=5,
+        show_qr=False,
+    )
+    try:
+        await transport.start(Listener())
+        await eventually(lambda: any(isinstance(e, ConnectFailed) for e in events))
+    finally:
+        await transport.stop(timeout=5)
+    assert (home / "wa" / "session.sqlite3").exists()
+    assert not (work / "~").exists(), "a literal ~ directory in the working directory"
+
+
+async def test_a_pair_code_comes_from_a_fresh_login_window(rig: Rig) -> None:
+    await rig.show_qr("2@old-window")
+    await rig.reached("pairing")
+    old = rig.client
+    rig.transport.fresh_window_seconds = 0.0  # the open window counts as old already
+    asked = asyncio.create_task(rig.transport.pair_code(PHONE))
+    await eventually(
+        lambda: asked.done() or (rig.client is not None and rig.client is not old),
+        what="a fresh client for the pair code",
+    )
+    assert not asked.done(), f"asked the old window: {asked.exception()!r}"
+    stub = GoStub(rig.client, PairPhone=pb.PairPhoneReturnFunction(Code="ABCD1234"))
+    await eventually(lambda: rig.statuses[-1].state == "disconnected")  # closed proxy
+    opened = datetime.now(UTC)
+    await rig.show_qr("2@fresh-window")
+    assert await asyncio.wait_for(asked, 10) == "ABCD1234"
+    assert stub.calls == ["PairPhone"]
+    status = await rig.reached("pairing")
+    assert status.pair_code == "ABCD1234"
+    assert status.until is not None
+    assert 150 <= (status.until - opened).total_seconds() <= 170, "whatsmeow's 160 s window"
+    assert "before" in (status.detail or "")
+
+
+async def test_stream_replaced_waits_for_the_operator_without_a_fight(rig: Rig) -> None:
+    await rig.deliver(pb.Connected(status=True))
+    await rig.reached("connected")
+    replaced_client = rig.client
+    await rig.deliver(pb.StreamReplaced())
+    status = await rig.reached("replaced")
+    assert "wasched pair --take-over" in (status.detail or "")
+    count = len(rig.statuses)
+    await eventually(lambda: len(rig.statuses) >= count + 4, what="four more status reports")
+    assert {s.state for s in rig.statuses[count:]} == {"replaced"}
+    assert rig.exits == [], "no exit, so no restart policy brings it back to fight"
+    assert rig.client is None and not rig.lifecycle.ready.is_set()
+    await rig.deliver(pb.Connected(status=True), replaced_client)  # a late event, ignored
+    assert rig.lifecycle.conn.state == "replaced"
+
+    from wasched.sender.connection import TakeOver
+
+    rig.lifecycle.connection_event(TakeOver())
+    await eventually(lambda: rig.client is not None, what="a client taking the session back")
+    assert "connecting" in rig.states()[count:]

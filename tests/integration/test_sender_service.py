@@ -9,22 +9,28 @@ import itertools
 import json
 import signal
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-from pydantic import BaseModel
 
+from tests.support.sending import (
+    PHONE,
+    Collected,
+    collect,
+    drained,
+    due,
+    outbox,
+    publish_due,
+    sender_process,
+)
 from tests.support.services import ServiceProcess
 from tests.support.waiting import eventually
 from wasched.common import ledger, topology
 from wasched.common.events import (
-    DueMessage,
     Heartbeat,
     Outcome,
     Reply,
@@ -35,28 +41,7 @@ from wasched.common.ledger import LedgerState
 from wasched.common.messages import ErrorKind, Status
 from wasched.common.requests import request
 
-M = TypeVar("M", bound=BaseModel)
-PHONE = "447957189696"
 NOT_ON_WHATSAPP = "447911123456"
-
-
-# helpers ---------------------------------------------------------------------
-
-
-def sender_env(nats_url: str, tmp_path: Path, **extra: object) -> dict[str, str]:
-    env = {
-        "NATS_URL": nats_url,
-        "WHATSAPP_TRANSPORT": "dryrun",
-        "DRYRUN_OUTBOX": str(tmp_path / "outbox.jsonl"),
-        "SEND_MIN_GAP_SECONDS": "0",
-        "SEND_JITTER_SECONDS": "0",
-        "STATUS_INTERVAL_SECONDS": "0.5",
-        "SENDER_ACK_WAIT_SECONDS": "2",
-        "LOG_LEVEL": "DEBUG",
-        "LOG_FORMAT": "text",
-    }
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 @pytest.fixture
@@ -64,9 +49,7 @@ def start_sender(tmp_path: Path, nats_url: str) -> Iterator[Callable[..., Servic
     started: list[ServiceProcess] = []
 
     def start(**extra: object) -> ServiceProcess:
-        proc = ServiceProcess(
-            "sender", sender_env(nats_url, tmp_path, **extra), tmp_path / "sender.log"
-        ).start()
+        proc = sender_process(nats_url, tmp_path, **extra).start()
         started.append(proc)
         proc.wait_log("sender started", timeout=30)
         return proc
@@ -82,49 +65,9 @@ async def kv(js: JetStreamContext) -> KeyValue:
     return ledger_kv
 
 
-class Collected(list[M]):
-    """Every message seen on a subject, parsed; `for_id` filters by message id."""
-
-    def for_id(self, message_id: str) -> list[M]:
-        return [item for item in self if getattr(item, "id", None) == message_id]
-
-
-async def collect(nc: NATS, subject: str, model: type[M], *, stream: bool) -> Collected[M]:
-    seen: Collected[M] = Collected()
-
-    async def on_msg(msg: Msg) -> None:
-        seen.append(model.model_validate_json(msg.data))
-
-    if stream:
-        await nc.jetstream().subscribe(subject, cb=on_msg, ordered_consumer=True)
-    else:
-        await nc.subscribe(subject, cb=on_msg)
-    return seen
-
-
 @pytest.fixture
 async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
     return await collect(nc, topology.OUTCOME, Outcome, stream=True)
-
-
-def outbox(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "outbox.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def due(message_id: str, to: str = PHONE, late: float = 0.0, text: str = "hello") -> DueMessage:
-    when = datetime.now(UTC) - timedelta(seconds=late)
-    return DueMessage(id=message_id, to=to, message=text, scheduled_time=when)
-
-
-async def publish_due(js: JetStreamContext, message: DueMessage) -> bool:
-    """Publish like the poller does; True when JetStream stored it (not a duplicate)."""
-    ack = await js.publish(
-        topology.DUE, message.to_json(), headers=topology.msg_id_header("due", message.id)
-    )
-    return not ack.duplicate
 
 
 async def raw_request(nc: NATS, subject: str, payload: bytes) -> Reply:
@@ -134,17 +77,6 @@ async def raw_request(nc: NATS, subject: str, payload: bytes) -> Reply:
     await nc.jetstream().publish(subject, payload, headers={topology.REPLY_HEADER: inbox})
     msg = await sub.next_msg(timeout=10)
     return Reply.model_validate_json(msg.data)
-
-
-async def drained(js: JetStreamContext) -> bool:
-    for durable, subject in (
-        (topology.SENDER_DUE, topology.DUE),
-        (topology.SENDER_SEND, topology.SEND),
-    ):
-        info = await js.consumer_info(topology.stream_of(subject), durable)
-        if info.num_pending or info.num_ack_pending or info.num_redelivered:
-            return False
-    return True
 
 
 # tests -----------------------------------------------------------------------

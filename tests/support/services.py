@@ -19,12 +19,14 @@ class ServiceProcess:
     log_path: Path
     args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    module: str | None = None
+    """What `python -m` runs; default `wasched.<service>` (tests may wrap a service)."""
 
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"wasched.{self.service}", *self.args],
+            [sys.executable, "-m", self.module or f"wasched.{self.service}", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},

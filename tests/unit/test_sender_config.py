@@ -10,7 +10,13 @@ from wasched.sender.config import load_sender_settings
 
 def test_defaults() -> None:
     settings = load_sender_settings(_env_file=None)
-    assert settings.send_jitter_seconds == 2.0
+    # account safety (docs/sender.md cites the reports): 15-30 s apart, 30 an hour, 100 a day
+    assert (settings.send_min_gap_seconds, settings.send_jitter_seconds) == (15.0, 15.0)
+    assert (settings.send_max_per_hour, settings.send_max_per_day) == (30, 100)
+    assert settings.send_same_text_max_recipients == 5
+    assert settings.send_ramp_seconds == 86400
+    assert (settings.lookup_min_gap_seconds, settings.lookup_max_per_hour) == (5.0, 30)
+    assert settings.whatsapp_take_over is False
     assert settings.send_typing_seconds == 0.0
     assert settings.whatsapp_connect_attempts == 5
     assert settings.neonize_bot_tag == "off"
@@ -45,6 +51,20 @@ def test_bad_values_name_the_variable(
     assert says in str(caught.value)
     assert "\n" not in str(caught.value)
     assert "secret" not in str(caught.value), "a proxy URL may hold a password"
+
+
+def test_the_journal_lives_beside_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/wasched")
+    monkeypatch.setenv("WHATSAPP_SESSION", "~/wa/session.sqlite3")
+    settings = load_sender_settings(_env_file=None)
+    assert str(settings.session_path) == "/home/wasched/wa/session.sqlite3"
+    assert str(settings.journal_path) == "/home/wasched/wa/sender-journal.jsonl"
+    monkeypatch.setenv("WHATSAPP_SESSION", "postgres://u:p@db/wa")
+    assert str(load_sender_settings(_env_file=None).journal_path) == "data/sender-journal.jsonl"
+    monkeypatch.setenv("SENDER_JOURNAL", "/var/lib/wasched/journal.jsonl")
+    assert (
+        str(load_sender_settings(_env_file=None).journal_path) == "/var/lib/wasched/journal.jsonl"
+    )
 
 
 def test_logged_nats_location_never_shows_credentials() -> None:

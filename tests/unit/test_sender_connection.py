@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from wasched.sender.connection import (
     EXIT_CONNECT_FAILED,
     EXIT_PAIRING_TIMEOUT,
-    EXIT_REPLACED,
     ClientOutdated,
     ClientStarted,
     Connected,
@@ -27,9 +25,12 @@ from wasched.sender.connection import (
     QrShown,
     Ready,
     Restart,
+    SocketAlive,
+    SocketDead,
     StopClient,
     Stopping,
     StreamReplaced,
+    TakeOver,
     TemporaryBan,
     Tick,
     backoff,
@@ -37,7 +38,7 @@ from wasched.sender.connection import (
 )
 
 NOW = datetime(2025, 12, 24, 10, 0, tzinfo=UTC)
-LIMITS = Limits(connect_attempts=3, connect_backoff=2, replaced_backoff=60, pairing_window=180)
+LIMITS = Limits(connect_attempts=3, connect_backoff=2, pairing_window=180, dead_restart=60)
 CONNECTED = Connection(state="connected")
 
 
@@ -85,17 +86,18 @@ def test_simple_transitions(start: Connection, event: ConnEvent, state: str, act
     assert conn.can_send is (state == "connected")
 
 
-def test_logged_out_relinks_once_then_stays_logged_out() -> None:
+def test_every_logout_goes_back_to_linking_and_repeats_back_off() -> None:
     conn, actions = run(CONNECTED, LoggedOut("logged out"))
     assert (conn.state, actions) == ("logged_out", [Restart()])
     assert "link the device again" in (conn.detail or "")
     conn, actions = run(conn, ClientStarted(), QrShown("2@qr"))
     assert conn.state == "pairing" and conn.qr == "2@qr"
     conn, actions = run(conn, LoggedOut("main device gone"))
-    assert (conn.state, actions) == ("logged_out", [StopClient()])
-    assert "restart the sender" in (conn.detail or "")
+    assert (conn.state, actions) == ("logged_out", [Restart(after=2)]), "no manual restart"
     conn, actions = run(conn, ConnectFailed("session ended"))
-    assert (conn.state, actions) == ("logged_out", []), "no reconnect loop after a logout"
+    assert (conn.state, actions) == ("logged_out", []), "the stopped client's end is no failure"
+    conn, _ = run(conn, ClientStarted(), Connected())
+    assert conn.logouts == 0, "a session that works resets the back-off"
 
 
 def test_temporary_ban_holds_until_expiry_then_reconnects() -> None:
@@ -111,21 +113,44 @@ def test_temporary_ban_holds_until_expiry_then_reconnects() -> None:
     assert (conn.state, actions) == ("connecting", [Restart()])
 
 
-def test_stream_replaced_stops_then_exits_after_backoff() -> None:
+def test_stream_replaced_stops_and_stays_until_taken_over() -> None:
     conn, actions = run(CONNECTED, StreamReplaced())
     assert (conn.state, actions) == ("replaced", [StopClient()])
+    assert not conn.can_send and "wasched pair --take-over" in (conn.detail or "")
+    conn, actions = run(conn, Connected(), Tick(), now=NOW + timedelta(days=3))
+    assert (conn.state, actions) == ("replaced", []), "no exit, no reconnect, ever"
+    conn, actions = run(conn, TakeOver())
+    assert (conn.state, actions) == ("connecting", [Restart()])
+    conn, _ = run(conn, Connected())
+    assert conn.state == "connected"
+
+
+def test_a_replaced_mark_from_an_earlier_run_says_since_when() -> None:
+    conn, _ = run(Connection(), StreamReplaced(since="2025-12-24T09:00:00Z"))
+    assert conn.state == "replaced" and "at 2025-12-24T09:00:00Z" in (conn.detail or "")
+
+
+def test_take_over_means_nothing_unless_replaced() -> None:
+    assert run(CONNECTED, TakeOver()) == (CONNECTED, [])
+
+
+def test_a_dead_socket_disconnects_then_gets_a_fresh_client() -> None:
+    conn, actions = run(CONNECTED, SocketDead())
+    assert (conn.state, actions, conn.dead_since) == ("disconnected", [], NOW)
     assert not conn.can_send
-    conn, actions = run(conn, Connected(), Tick(), now=NOW + timedelta(seconds=59))
-    assert (conn.state, actions) == ("replaced", [])
+    conn, actions = run(conn, SocketDead(), Tick(), now=NOW + timedelta(seconds=59))
+    assert (conn.state, actions) == ("disconnected", [])
+    revived, _ = run(conn, SocketAlive(), now=NOW + timedelta(seconds=30))
+    assert revived.state == "connected" and revived.dead_since is None
     conn, actions = run(conn, Tick(), now=NOW + timedelta(seconds=60))
-    assert [type(a) for a in actions] == [Exit]
-    assert actions[0].code == EXIT_REPLACED
+    assert (conn.state, actions) == ("connecting", [Restart()])
 
 
-def test_stream_replaced_without_backoff_exits_at_once() -> None:
-    _conn, actions = step(CONNECTED, StreamReplaced(), NOW, replace(LIMITS, replaced_backoff=0))
-    assert actions[0] == StopClient()
-    assert isinstance(actions[1], Exit) and actions[1].code == EXIT_REPLACED
+def test_socket_polls_do_not_disturb_other_states() -> None:
+    for state in ("pairing", "banned", "replaced", "connecting", "logged_out"):
+        start = Connection(state)  # type: ignore[arg-type]
+        assert run(start, SocketDead()) == (start, [])
+        assert run(start, SocketAlive()) == (start, [])
 
 
 def test_first_connect_failures_back_off_then_exit() -> None:
@@ -158,8 +183,10 @@ def test_pairing_window_exits_when_nobody_links() -> None:
 
 
 def test_pair_code_and_success_clear_the_linking_data() -> None:
-    conn, _ = run(Connection("connecting"), QrShown("2@a"), PairCodeShown("ABCD1234"))
+    expires = NOW + timedelta(seconds=160)
+    conn, _ = run(Connection("connecting"), QrShown("2@a"), PairCodeShown("ABCD1234", expires))
     assert (conn.state, conn.qr, conn.pair_code) == ("pairing", "2@a", "ABCD1234")
+    assert conn.until == expires and "before 2025-12-24T10:02:40" in (conn.detail or "")
     failed, _ = run(conn, Paired(ok=False, error="bad code"))
     assert failed.state == "pairing" and "bad code" in (failed.detail or "")
     conn, _ = run(conn, Paired(ok=True), Connected())

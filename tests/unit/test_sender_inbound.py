@@ -51,6 +51,30 @@ def test_send_request_without_id_gets_one_that_survives_redelivery() -> None:
     assert first.generated_id
 
 
+def test_a_due_hand_over_carries_its_version() -> None:
+    job = read(DUE, {**DUE_OK, "version": "0123456789abcdef"})
+    assert isinstance(job, Job) and job.version == "0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("payload", "msg_id", "expected"),
+    [
+        pytest.param({}, "req-7", "req-7", id="the caller's Nats-Msg-Id names it"),
+        pytest.param({}, "send:req-7", "req-7", id="the documented send: prefix is dropped"),
+        pytest.param({"id": "own"}, "send:other", "own", id="an id in the payload wins"),
+        pytest.param({}, "send:", "send-1766570401500-42", id="an empty one is no id"),
+        pytest.param({}, "x" * 201, "send-1766570401500-42", id="too long for an id"),
+    ],
+)
+def test_a_send_request_takes_its_id_from_the_callers_msg_id(
+    payload: dict[str, str], msg_id: str, expected: str
+) -> None:
+    body = {"to": "447957189696", "message": "now", **payload}
+    job = read(SEND, body, {"Nats-Msg-Id": msg_id})
+    assert isinstance(job, Job) and job.id == expected
+    assert job.generated_id is expected.startswith("send-")
+
+
 @pytest.mark.parametrize(
     ("subject", "payload", "reason", "readable_id"),
     [

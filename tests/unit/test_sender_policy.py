@@ -1,4 +1,5 @@
-"""Pure decisions of the send path: ledger entries, lateness, replies, pairing, error classes."""
+"""Pure decisions of the send path: ledger entries, lateness, replies, pairing, error classes
+(with real neonize error objects; the full table is in test_sender_errors.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from wasched.common.events import Outcome
 from wasched.common.ledger import LedgerEntry, LedgerState
 from wasched.common.messages import ErrorKind, Status
 from wasched.sender.errors import SendErrorKind, classify
+from wasched.sender.neonize_events import load_neonize
 from wasched.sender.policy import (
-    Existing,
-    existing_verdict,
+    Holder,
+    Standing,
     expiry_reason,
     lateness_seconds,
     pairing_refusal,
     reply_for,
+    standing,
 )
-from wasched.sender.whatsapp import load_neonize
 
 load_neonize()  # first: neonize's own import leaks a pipe, this import closes it
 neonize_exc = importlib.import_module("neonize.exc")
@@ -30,18 +32,37 @@ NOW = datetime(2025, 12, 24, 10, 0, tzinfo=UTC)
 DAY = 86400
 
 
+CLAIMED, SUPERSEDED = LedgerState.CLAIMED, LedgerState.SUPERSEDED
+
+
 @pytest.mark.parametrize(
-    ("state", "verdict"),
+    ("entry", "version", "holder", "expected"),
     [
-        (LedgerState.CLAIMED, Existing.INTERRUPTED),
-        (LedgerState.SENT, Existing.REPUBLISH),
-        (LedgerState.FAILED, Existing.REPUBLISH),
-        (LedgerState.EXPIRED, Existing.REPUBLISH),
-        (LedgerState.CANCELLED, Existing.REPUBLISH),
+        pytest.param(None, "v1", None, Standing.FREE, id="nothing yet: claim it"),
+        pytest.param((SUPERSEDED, "v2"), "v2", None, Standing.FREE, id="gate allows this version"),
+        pytest.param((SUPERSEDED, "v2"), "v1", None, Standing.OUT_OF_DATE, id="gate for another"),
+        pytest.param((SUPERSEDED, None), "v1", None, Standing.OUT_OF_DATE, id="withdrawn"),
+        pytest.param((SUPERSEDED, "v2"), None, None, Standing.OUT_OF_DATE, id="unversioned event"),
+        pytest.param((CLAIMED, "v1"), "v1", Holder.ALIVE, Standing.HELD, id="live holder: wait"),
+        pytest.param(
+            (CLAIMED, "v1"), "v1", Holder.SUSPECT, Standing.HELD, id="holder unsure: wait"
+        ),
+        pytest.param((CLAIMED, "v1"), "v1", Holder.GONE, Standing.ORPHANED, id="holder gone"),
+        pytest.param((CLAIMED, "v1"), "v1", Holder.ME, Standing.ORPHANED, id="our old claim"),
+        pytest.param((LedgerState.SENT, "v1"), "v2", None, Standing.FINAL, id="sent stays sent"),
+        pytest.param((LedgerState.FAILED, "v1"), "v1", None, Standing.FINAL, id="failed"),
+        pytest.param((LedgerState.EXPIRED, "v1"), "v1", None, Standing.FINAL, id="expired"),
+        pytest.param((LedgerState.CANCELLED, None), "v1", None, Standing.FINAL, id="cancelled"),
     ],
 )
-def test_an_existing_entry_is_never_sent_again(state: LedgerState, verdict: Existing) -> None:
-    assert existing_verdict(LedgerEntry(state=state)) is verdict
+def test_what_an_existing_entry_means(
+    entry: tuple[LedgerState, str | None] | None,
+    version: str | None,
+    holder: Holder | None,
+    expected: Standing,
+) -> None:
+    ledger_entry = LedgerEntry(state=entry[0], version=entry[1]) if entry else None
+    assert standing(ledger_entry, version, holder) is expected
 
 
 def test_a_bare_claim_reads_as_interrupted() -> None:
@@ -140,6 +161,11 @@ def test_pairing_refusal(state: str, transport: str, refused_with: str | None) -
         ),
         pytest.param(
             SendMessageError("websocket disconnected before info query returned response"),
+            SendErrorKind.NOT_SENT,
+            id="dropped before the send (an info query)",
+        ),
+        pytest.param(
+            SendMessageError("websocket disconnected before message send returned response"),
             SendErrorKind.AMBIGUOUS,
             id="dropped mid-send",
         ),
@@ -147,7 +173,7 @@ def test_pairing_refusal(state: str, transport: str, refused_with: str | None) -
             SendMessageError("server returned error 479"), SendErrorKind.REFUSED, id="refused"
         ),
         pytest.param(
-            IsOnWhatsAppError("info query timed out"), SendErrorKind.AMBIGUOUS, id="lookup"
+            IsOnWhatsAppError("info query timed out"), SendErrorKind.NOT_SENT, id="lookup"
         ),
     ],
 )

@@ -19,7 +19,7 @@ from wasched.sender.connection import (
     StreamReplaced,
     TemporaryBan,
 )
-from wasched.sender.whatsapp import (
+from wasched.sender.neonize_events import (
     DEFAULT_BAN_SECONDS,
     connection_event,
     load_neonize,

@@ -61,8 +61,11 @@ _REPLY = f"Answered on the `{topology.REPLY_HEADER}` inbox, when given, with a `
     topology.SEND,
     stream=requests,
     title=topology.SEND,
-    description="Send a text now, with the same at-most-once guarantee as scheduled messages "
-    "(give an `id` to make retries safe). " + _REPLY,
+    description="Send a text now, with the same at-most-once guarantee as scheduled messages. "
+    "The message id is the payload's `id`, else the `Nats-Msg-Id` header (without its "
+    "`send:` prefix), else one derived from where JetStream stored the request: give one of "
+    "the first two, and a retry after a lost PubAck is never sent twice, even after the "
+    "duplicate window. " + _REPLY,
 )
 async def send(request: SendRequest) -> Reply:
     raise NotImplementedError  # schema only

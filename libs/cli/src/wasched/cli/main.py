@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     pair = commands.add_parser("pair", help="link the WhatsApp account (QR, or --phone code)")
     pair.add_argument("--phone", help="get an 8-character pairing code for this number")
     pair.add_argument("--timeout", type=float, default=180.0, help="seconds to wait (180)")
+    pair.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the session back after another client replaced this sender",
+    )
     pair.set_defaults(run=cmd_pair)
     health = commands.add_parser("status", help="the health checks (exit 0 when healthy)")
     health.add_argument("--url", help="health endpoint (default http://127.0.0.1:HEALTH_PORT)")
@@ -203,6 +208,8 @@ def cmd_pair(args: argparse.Namespace, settings: Settings) -> str:
 
     async def run() -> str:
         async with connected(settings.nats_url, **_nats(settings)) as nc:
+            if args.take_over:
+                return await pairing.take_over(nc, min(args.timeout, 30.0))
             if phone:
                 code = await pairing.pair_code(nc, phone, args.timeout)
                 return f"{pairing.CODE_HINT}: {code}"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from wasched.cli.bus import BusError, ask_core
 from wasched.common.events import SenderStatus
-from wasched.common.topology import PAIR_REQUEST, SENDER_STATUS
+from wasched.common.topology import PAIR_REQUEST, SENDER_STATUS, TAKE_OVER_REQUEST
 
 SCAN_HINT = "scan with WhatsApp on the phone: Settings → Linked devices → Link a device"
 CODE_HINT = (
@@ -75,6 +75,14 @@ async def pair_code(nc: NATS, phone: str, timeout: float) -> str:
     if not reply.ok or not reply.id:
         raise BusError(f"the sender refused to pair: {reply.error or 'no code returned'}")
     return format_code(reply.id)
+
+
+async def take_over(nc: NATS, timeout: float) -> str:
+    """Take the WhatsApp session back after another client replaced this one."""
+    reply = await ask_core(nc, TAKE_OVER_REQUEST, b"{}", timeout)
+    if not reply.ok:
+        raise BusError(f"the sender did not take the session back: {reply.error or 'no reason'}")
+    return "the sender is taking the WhatsApp session back (the other client is disconnected)"
 
 
 async def watch_qr(nc: NATS, timeout: float, say: Callable[[str], None]) -> Done:

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    APIError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 from pydantic import AwareDatetime, Field
 
@@ -225,11 +230,25 @@ async def release(kv: KeyValue, message_id: str, revision: int) -> bool:
     Only for errors raised before anything was handed to WhatsApp; compare-and-set
     on the claim's revision, so an entry someone else changed is kept (False).
     """
+    return await _delete_if_unchanged(kv, message_id, revision)
+
+
+async def _delete_if_unchanged(kv: KeyValue, message_id: str, revision: int) -> bool:
+    """`kv.delete(last=)`: False when the entry moved on. nats-py raises `BadRequestError`
+    (code 10071) here, not the `KeyWrongLastSequenceError` that `update` raises."""
     try:
         await kv.delete(ledger_key(message_id), last=revision)
     except KeyWrongLastSequenceError:
         return False
+    except APIError as exc:
+        if exc.err_code in _WRONG_LAST_SEQUENCE:
+            return False
+        raise
     return True
+
+
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+"""JSStreamWrongLastSequenceErrF, JSStreamWrongLastSequenceConstantErr (nats-server)."""
 
 
 async def record_final(
@@ -274,11 +293,7 @@ async def uncancel(kv: KeyValue, message_id: str) -> bool:
     existing = await read(kv, message_id)
     if existing is None or existing[0].state is not LedgerState.CANCELLED:
         return existing is None
-    try:
-        await kv.delete(ledger_key(message_id), last=existing[1])
-    except KeyWrongLastSequenceError:
-        return False
-    return True
+    return await _delete_if_unchanged(kv, message_id, existing[1])
 
 
 class LedgerMirror:

@@ -58,6 +58,7 @@ SUBSCRIBE: Mapping[str, frozenset[str]] = {
     t.heartbeat_subject(POLLER): frozenset({POLLER}),  # the container health probe
     t.heartbeat_subject(SENDER): frozenset({SENDER}),
     t.PAIR_REQUEST: frozenset({SENDER}),
+    t.TAKE_OVER_REQUEST: frozenset({SENDER}),
 }
 
 # -- durable consumers: name → (role, subject); the stream follows from the subject ----------
@@ -80,13 +81,18 @@ class Kv(Flag):
     WRITE = auto()
     WATCH = auto()
     CREATE = auto()
-    OWN = READ | WRITE | WATCH | CREATE
+    CONFIGURE = auto()
+    """Change the bucket's limits (its max age or size follows a setting)."""
+    OWN = READ | WRITE | WATCH | CREATE | CONFIGURE
 
 
 KV: Mapping[str, Mapping[str, Kv]] = {
     t.LEDGER_BUCKET: {POLLER: Kv.OWN, SENDER: Kv.READ | Kv.WRITE | Kv.WATCH},
     t.LEASE_BUCKET: {POLLER: Kv.OWN},
     t.WA_ID_BUCKET: {SENDER: Kv.OWN},
+    t.SENDERS_BUCKET: {SENDER: Kv.OWN},  # each sender's liveness key; others' are read
+    t.ACCOUNT_BUCKET: {SENDER: Kv.OWN},  # the account's pace, the "replaced" mark
+    t.LOOKUP_BUCKET: {SENDER: Kv.OWN},  # number lookups, cached
 }
 
 STREAM_READERS: Mapping[str, frozenset[str]] = {
@@ -171,6 +177,8 @@ def _buckets(role: str) -> list[str]:
             ]
         if access & Kv.CREATE:
             granted.append(_api("STREAM.CREATE", stream))
+        if access & Kv.CONFIGURE:
+            granted.append(_api("STREAM.UPDATE", stream))
     return granted
 
 

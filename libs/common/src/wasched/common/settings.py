@@ -98,8 +98,9 @@ class Settings(BaseSettings):
     )
     whatsapp_session: str = Field("data/session.sqlite3", validation_alias=_env("WHATSAPP_SESSION"))
     dryrun_outbox: Path = Field(Path("data/outbox.jsonl"), validation_alias=_env("DRYRUN_OUTBOX"))
-    send_min_gap_seconds: float = Field(3.0, ge=0, validation_alias=_env("SEND_MIN_GAP_SECONDS"))
-    send_max_per_hour: int = Field(120, ge=0, validation_alias=_env("SEND_MAX_PER_HOUR"))
+    send_min_gap_seconds: float = Field(15.0, ge=0, validation_alias=_env("SEND_MIN_GAP_SECONDS"))
+    send_max_per_hour: int = Field(30, ge=0, validation_alias=_env("SEND_MAX_PER_HOUR"))
+    """Account-safety defaults: see docs/sender.md for the reports they come from."""
     max_lateness_seconds: float = Field(86400, ge=0, validation_alias=_env("MAX_LATENESS_SECONDS"))
 
     overdue_alert_seconds: float = Field(300, gt=0, validation_alias=_env("OVERDUE_ALERT_SECONDS"))

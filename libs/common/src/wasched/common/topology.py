@@ -51,6 +51,19 @@ POLLER_LEASE_KEY = "poller"
 """The key in `LEASE_BUCKET` held by the one active poller."""
 WA_ID_BUCKET = "wasched-waid"
 """WhatsApp message id → our message id, so receipts can be reported by our id (sender)."""
+SENDERS_BUCKET = "wasched-senders"
+"""One key per running sender instance, refreshed every few seconds and expiring with the
+bucket's max age: a claim whose holder has no key here is held by a dead sender."""
+ACCOUNT_BUCKET = "wasched-account"
+"""The WhatsApp account's safety state (sender): `pace` (recent sends and lookups, the last
+temporary ban, recent texts) and `replaced` (another client took the session)."""
+ACCOUNT_PACE_KEY = "pace"
+ACCOUNT_REPLACED_KEY = "replaced"
+LOOKUP_BUCKET = "wasched-lookups"
+"""`is_on_whatsapp` answers by recipient (sender): the JID WhatsApp knows, or not on WhatsApp;
+entries expire with the bucket's max age."""
+TAKE_OVER_REQUEST = "wasched.takeover"
+"""Core request-reply: the operator takes the WhatsApp session back after "replaced"."""
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 MAX_AGE_SECONDS = 30 * 86400
@@ -149,3 +162,37 @@ async def _bucket(js: JetStreamContext, name: str, *, history: int, replicas: in
             return await js.key_value(name)
 
     return await streams.patiently(f"create the KV bucket {name}", create)
+
+
+async def bucket(
+    js: JetStreamContext,
+    name: str,
+    *,
+    ttl: float | None = None,
+    max_bytes: int | None = None,
+    replicas: int = 1,
+) -> KeyValue:
+    """Open a history-1 bucket, creating it if needed, with entries expiring after `ttl`.
+
+    With `max_bytes` the bucket is a cache: when full, the oldest entries make room (KV
+    buckets refuse new writes by default). A changed `ttl` or `max_bytes` is applied to an
+    existing bucket's stream (`KV_<name>`), so a setting change takes effect.
+    """
+    try:
+        kv = await js.key_value(name)
+    except BucketNotFoundError:
+        config = KeyValueConfig(
+            bucket=name, history=1, ttl=ttl, replicas=replicas, storage=StorageType.FILE
+        )
+        with contextlib.suppress(BadRequestError):  # created by another instance meanwhile
+            await js.create_key_value(config)
+        kv = await js.key_value(name)
+    info = await js.stream_info(f"KV_{name}")
+    wanted = (ttl or 0.0, max_bytes or -1, DiscardPolicy.OLD if max_bytes else DiscardPolicy.NEW)
+    current = (info.config.max_age or 0.0, info.config.max_bytes or -1, info.config.discard)
+    if current != wanted:
+        info.config.max_age, info.config.max_bytes, info.config.discard = wanted
+        if ttl and (info.config.duplicate_window or 0) > ttl:
+            info.config.duplicate_window = ttl  # the server wants it within the max age
+        await js.update_stream(info.config)
+    return kv

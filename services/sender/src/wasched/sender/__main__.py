@@ -2,8 +2,9 @@
 asks the running sender for a pair code.
 
 Exit codes: 0 stopped on request, 1 failed (NATS refused the setup, no answer to `pair`),
-2 bad configuration, 3 gave up connecting to WhatsApp, 4 another process took
-the session, 5 no device linked within the pairing window.
+2 bad configuration, 3 gave up connecting to WhatsApp, 5 no device linked within the
+pairing window. (Another client taking the session no longer exits: the sender stays up
+as `replaced` until an operator takes it back.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import os
 import sys
 from urllib.parse import urlsplit
+
+from nats.errors import Error as NatsError
 
 from wasched.common.connect import nats_options
 from wasched.common.logs import setup_logging
@@ -41,6 +44,13 @@ async def run(settings: SenderSettings) -> int:
     log.info("connecting to NATS at %s", nats_location(settings.nats_url))
     try:
         await app.run()
+    except NatsError as exc:
+        if not runtime.stopping:
+            log.error("the sender could not run: %s", exc)
+            return EXIT_START_FAILED
+        # `docker compose down` stops NATS beside us: nothing is lost (unacked messages
+        # stay in JetStream, results not yet in NATS are in the journal)
+        log.warning("NATS went away while the sender stopped (%s)", exc)
     except Exception as exc:
         log.error("the sender could not run: %s", exc)
         return EXIT_START_FAILED

@@ -1,4 +1,4 @@
-"""The sender's FastStream app: one NatsBroker, the pair request handler, and the runtime.
+"""The sender's FastStream app: one NatsBroker, the pair and take-over handlers, the runtime.
 
 The broker owns the NATS connection. `Runtime.start` runs after the broker has
 connected (FastStream's `after_startup`), `Runtime.stop` before it disconnects
@@ -9,18 +9,13 @@ The send consumers are nats-py pull subscriptions on that connection (see
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from datetime import datetime
 
 from faststream import FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from faststream.specification import AsyncAPI
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
-from pydantic import ValidationError
 
 from wasched.common import topology
 from wasched.common.connect import broker_options
@@ -32,20 +27,12 @@ from wasched.common.events import (
     SenderStatus,
     SendRequest,
 )
-from wasched.common.messages import Status
 from wasched.common.settings import LogFormat, Transport
-from wasched.sender import pairing
 from wasched.sender.config import SenderSettings, load_sender_settings
-from wasched.sender.connection import Connection, Limits, Stopping
 from wasched.sender.dryrun import DryrunTransport
-from wasched.sender.lifecycle import Lifecycle
-from wasched.sender.receipts import ReceiptIndex, open_index_bucket, publish_receipts
-from wasched.sender.status import Stats, StatusReporter
-from wasched.sender.throttle import Throttle
-from wasched.sender.transport import ReceiptSeen
+from wasched.sender.runtime import Runtime
 from wasched.sender.transport import Transport as TransportProtocol
 from wasched.sender.whatsapp import NeonizeTransport
-from wasched.sender.worker import Sender
 
 log = logging.getLogger("wasched.sender")
 
@@ -65,138 +52,8 @@ def make_transport(settings: SenderSettings) -> TransportProtocol:
         and (settings.log_pairing or sys.stdout.isatty()),
         log_qr=settings.log_format is LogFormat.JSON and settings.log_pairing,
         go_log_level=logging.INFO if settings.log_level == "DEBUG" else logging.WARNING,
+        probe_seconds=settings.whatsapp_probe_seconds,
     )
-
-
-def limits(settings: SenderSettings) -> Limits:
-    return Limits(
-        connect_attempts=settings.whatsapp_connect_attempts,
-        connect_backoff=settings.whatsapp_connect_backoff_seconds,
-        replaced_backoff=settings.whatsapp_replaced_backoff_seconds,
-        pairing_window=settings.whatsapp_pairing_window_seconds,
-    )
-
-
-class Runtime:
-    """Everything the sender runs, started after the broker connects and stopped before it closes."""
-
-    def __init__(self, settings: SenderSettings, broker: NatsBroker) -> None:
-        self.settings = settings
-        self.broker = broker
-        self.transport = make_transport(settings)
-        self.stats = Stats()
-        self.exit_code = 0
-        self.clean_stop = True
-        self.app: FastStream | None = None
-        self.lifecycle = Lifecycle(
-            self.transport,
-            limits(settings),
-            on_change=self._changed,
-            on_receipt=self._receipt,
-            on_exit=self._exit,
-        )
-        self._reporter: StatusReporter | None = None
-        self._sender: Sender | None = None
-        self._index: ReceiptIndex | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        nc = await self.broker.connect()
-        js = nc.jetstream()
-        kv, _ = await topology.declare(js, self.settings.nats_replicas)
-        throttle = Throttle(
-            min_gap=self.settings.send_min_gap_seconds,
-            max_jitter=self.settings.send_jitter_seconds,
-            max_per_hour=self.settings.send_max_per_hour,
-        )
-        last = await last_send(js)
-        if last is not None:
-            throttle.record(last)  # a restart does not reset the gap to the previous send
-        self._index = ReceiptIndex(await open_index_bucket(js))
-        self._reporter = StatusReporter(
-            nc, self.transport.name, self.stats, interval=self.settings.status_interval_seconds
-        )
-        self._spawn(self._reporter.run())
-        self._spawn(self.lifecycle.run_ticks())
-        self._sender = Sender(
-            nc=nc,
-            kv=kv,
-            index=self._index,
-            transport=self.transport,
-            lifecycle=self.lifecycle,
-            throttle=throttle,
-            settings=self.settings,
-            stats=self.stats,
-        )
-        await self._sender.start()
-        await self.transport.start(self.lifecycle)
-        log.info(
-            "sender started: %s transport, min gap %gs (+ up to %gs jitter), at most %s per hour",
-            self.transport.name,
-            self.settings.send_min_gap_seconds,
-            self.settings.send_jitter_seconds,
-            self.settings.send_max_per_hour or "unlimited",
-        )
-
-    async def stop(self) -> None:
-        log.info("shutting down")
-        if self._sender is not None:
-            await self._sender.stop(self.settings.sender_shutdown_grace_seconds)
-        self.lifecycle.connection_event(Stopping())
-        self.clean_stop = await self.transport.stop(timeout=10.0) is not False
-        await self.lifecycle.close()
-        if self._reporter is not None:
-            await self._reporter.flush()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        log.info("sender stopped")
-
-    async def pair(self, data: bytes) -> bytes:
-        reply = await pairing.answer(data, self.lifecycle, self.transport)
-        if reply.ok:
-            log.info("pair code issued")
-        else:
-            log.info("pair request refused: %s", reply.error)
-        return reply.to_json()
-
-    def _changed(self, conn: Connection) -> None:
-        if self._reporter is not None:
-            self._reporter.changed(conn)
-
-    def _receipt(self, seen: ReceiptSeen) -> None:
-        if self._index is not None:
-            self._spawn(self._publish_receipts(seen))
-
-    async def _publish_receipts(self, seen: ReceiptSeen) -> None:
-        assert self._index is not None
-        try:
-            await publish_receipts(self.broker.config.connection_state.stream, self._index, seen)
-        except Exception as exc:
-            log.warning("publishing a %s receipt failed: %s", seen.kind, exc)
-
-    def _exit(self, code: int, reason: str) -> None:
-        self.exit_code = code
-        if self.app is not None:
-            self.app.exit()
-
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-async def last_send(js: JetStreamContext) -> datetime | None:
-    """When the newest outcome on the stream was sent, if it is a `sent` one."""
-    try:
-        raw = await js.get_last_msg(topology.STREAM, topology.OUTCOME)
-    except NotFoundError:
-        return None
-    try:
-        outcome = Outcome.model_validate_json(raw.data or b"")
-    except ValidationError:
-        return None
-    return outcome.sent_at if outcome.status is Status.SENT else None
 
 
 def build_app(settings: SenderSettings) -> tuple[FastStream, Runtime]:
@@ -209,7 +66,7 @@ def build_app(settings: SenderSettings) -> tuple[FastStream, Runtime]:
         log_level=logging.DEBUG,
         **broker_options(settings, "sender"),
     )
-    runtime = Runtime(settings, broker)
+    runtime = Runtime(settings, broker, make_transport(settings))
 
     @broker.subscriber(
         topology.PAIR_REQUEST,
@@ -218,6 +75,15 @@ def build_app(settings: SenderSettings) -> tuple[FastStream, Runtime]:
     )
     async def on_pair(message: NatsMessage) -> bytes:
         return await runtime.pair(message.body)
+
+    @broker.subscriber(
+        topology.TAKE_OVER_REQUEST,
+        title=topology.TAKE_OVER_REQUEST,
+        description="Take the WhatsApp session back after another client replaced it "
+        "(`wasched pair --take-over`) → `Reply`.",
+    )
+    async def on_take_over(message: NatsMessage) -> bytes:
+        return (await runtime.take_over()).to_json()
 
     _document_publishers(broker)
     spec = AsyncAPI(

@@ -2,10 +2,13 @@
 
 Everything here has a safe default; the shared `Settings` already carries
 `WHATSAPP_TRANSPORT`, `WHATSAPP_SESSION`, `DRYRUN_OUTBOX`, `SEND_MIN_GAP_SECONDS`,
-`SEND_MAX_PER_HOUR` and `MAX_LATENESS_SECONDS`.
+`SEND_MAX_PER_HOUR` and `MAX_LATENESS_SECONDS`. The account-safety defaults come from
+what whatsmeow, Baileys, WAHA and Evolution API users report about bans (docs/sender.md).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 
@@ -18,8 +21,32 @@ def _env(name: str) -> AliasChoices:
 
 
 class SenderSettings(Settings):
-    send_jitter_seconds: float = Field(2.0, ge=0, validation_alias=_env("SEND_JITTER_SECONDS"))
+    send_jitter_seconds: float = Field(15.0, ge=0, validation_alias=_env("SEND_JITTER_SECONDS"))
     """Random extra gap in [0, this] added after every send."""
+    send_max_per_day: int = Field(100, ge=0, validation_alias=_env("SEND_MAX_PER_DAY"))
+    """Sends in any 24 hours (0 = no cap)."""
+    send_same_text_max_recipients: int = Field(
+        5, ge=0, validation_alias=_env("SEND_SAME_TEXT_MAX_RECIPIENTS")
+    )
+    """One text goes to at most this many recipients per window; more wait (0 = no guard)."""
+    send_same_text_window_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("SEND_SAME_TEXT_WINDOW_SECONDS")
+    )
+    send_ramp_seconds: float = Field(86400.0, ge=0, validation_alias=_env("SEND_RAMP_SECONDS"))
+    """After a temporary ban, the pace grows from a tenth to full over this long (0 = off)."""
+    lookup_min_gap_seconds: float = Field(
+        5.0, ge=0, validation_alias=_env("LOOKUP_MIN_GAP_SECONDS")
+    )
+    """Between two "is this number on WhatsApp" lookups."""
+    lookup_max_per_hour: int = Field(30, ge=0, validation_alias=_env("LOOKUP_MAX_PER_HOUR"))
+    lookup_backoff_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("LOOKUP_BACKOFF_SECONDS")
+    )
+    """A failed lookup waits this long, doubling per failure (at most an hour)."""
+    lookup_cache_seconds: float = Field(
+        7 * 86400.0, gt=0, validation_alias=_env("LOOKUP_CACHE_SECONDS")
+    )
+    """How long a lookup's answer is kept (KV bucket `wasched-lookups`)."""
     send_typing_seconds: float = Field(
         0.0, ge=0, le=30, validation_alias=_env("SEND_TYPING_SECONDS")
     )
@@ -36,6 +63,13 @@ class SenderSettings(Settings):
     status_interval_seconds: float = Field(
         5.0, gt=0, le=60, validation_alias=_env("STATUS_INTERVAL_SECONDS")
     )
+    sender_liveness_seconds: float = Field(
+        15.0, ge=1, le=600, validation_alias=_env("SENDER_LIVENESS_SECONDS")
+    )
+    """A sender that stopped refreshing its key for this long (twice over) is gone: only then
+    does a claim it holds become `interrupted`."""
+    sender_journal: Path | None = Field(None, validation_alias=_env("SENDER_JOURNAL"))
+    """Local journal of results not yet in NATS (default: beside the WhatsApp session)."""
 
     whatsapp_proxy: str | None = Field(None, validation_alias=_env("WHATSAPP_PROXY"))
     """`socks5://host:port` or `http://host:port` for the WhatsApp connection."""
@@ -45,12 +79,15 @@ class SenderSettings(Settings):
     whatsapp_connect_backoff_seconds: float = Field(
         2.0, ge=0, validation_alias=_env("WHATSAPP_CONNECT_BACKOFF_SECONDS")
     )
-    whatsapp_replaced_backoff_seconds: float = Field(
-        60.0, ge=0, validation_alias=_env("WHATSAPP_REPLACED_BACKOFF_SECONDS")
-    )
     whatsapp_pairing_window_seconds: float = Field(
         180.0, gt=0, validation_alias=_env("WHATSAPP_PAIRING_WINDOW_SECONDS")
     )
+    whatsapp_take_over: bool = Field(False, validation_alias=_env("WHATSAPP_TAKE_OVER"))
+    """Take the session back at start even if another client replaced this one before."""
+    whatsapp_probe_seconds: float = Field(
+        10.0, gt=0, le=300, validation_alias=_env("WHATSAPP_PROBE_SECONDS")
+    )
+    """How often the WhatsApp socket is checked for life (some drops send no event)."""
     neonize_bot_tag: str = Field("off", validation_alias=_env("NEONIZE_BOT_TAG"))
 
     dryrun_not_on_whatsapp: str = Field("", validation_alias=_env("DRYRUN_NOT_ON_WHATSAPP"))
@@ -76,6 +113,21 @@ class SenderSettings(Settings):
         if value and not value.startswith(("socks5://", "http://", "https://")):
             raise ValueError("expected socks5://host:port or http://host:port")
         return value or None
+
+    @property
+    def session_path(self) -> Path | None:
+        """`WHATSAPP_SESSION` as a file path (`~` expanded), or None for a database URL."""
+        if "://" in self.whatsapp_session:
+            return None
+        return Path(self.whatsapp_session).expanduser()
+
+    @property
+    def journal_path(self) -> Path:
+        if self.sender_journal is not None:
+            return self.sender_journal.expanduser()
+        session = self.session_path
+        directory = session.parent if session is not None else Path("data")
+        return directory / "sender-journal.jsonl"
 
     @property
     def not_on_whatsapp(self) -> frozenset[str]:

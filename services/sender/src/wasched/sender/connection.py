@@ -1,8 +1,8 @@
 """The WhatsApp connection state machine: (state, event, now) → (new state, actions).
 
 Pure, so every path (logout, ban, stream replaced, failed first connects, an
-unfinished pairing) is a table test. `Lifecycle` feeds it events from the
-transport and a 1 s tick, and carries out the actions.
+unfinished pairing, a socket found dead) is a table test. `Lifecycle` feeds it events
+from the transport and a 1 s tick, and carries out the actions.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from wasched.common.clock import format_utc
 from wasched.common.events import SenderState
 
 EXIT_CONNECT_FAILED = 3
-EXIT_REPLACED = 4
 EXIT_PAIRING_TIMEOUT = 5
 MAX_BACKOFF_SECONDS = 60.0
+TAKE_OVER_HINT = "run `wasched pair --take-over` or set WHATSAPP_TAKE_OVER=1 to take it back"
 _HALTED: frozenset[SenderState] = frozenset({"replaced", "outdated", "stopped"})
 
 
@@ -24,8 +24,9 @@ _HALTED: frozenset[SenderState] = frozenset({"replaced", "outdated", "stopped"})
 class Limits:
     connect_attempts: int = 5
     connect_backoff: float = 2.0
-    replaced_backoff: float = 60.0
     pairing_window: float = 180.0
+    dead_restart: float = 60.0
+    """A socket found dead this long (whatsmeow did not reconnect) gets a fresh client."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,9 @@ class Connection:
     until: datetime | None = None
     pairing_since: datetime | None = None
     failures: int = 0
-    relinked: bool = False
+    logouts: int = 0
+    dead_since: datetime | None = None
+    """When polling found the socket dead (no event said so)."""
 
     @property
     def can_send(self) -> bool:
@@ -65,6 +68,8 @@ class QrShown:
 @dataclass(frozen=True, slots=True)
 class PairCodeShown:
     code: str
+    expires: datetime | None = None
+    """When whatsmeow closes the login window the code belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,22 @@ class TemporaryBan:
 
 @dataclass(frozen=True, slots=True)
 class StreamReplaced:
+    since: str | None = None
+    """Set when the mark comes from an earlier run (kept in NATS), not from this client."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """The operator takes the session back after `replaced`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketDead:
+    """Polling found the client's socket not connected (whatsmeow sent no event)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketAlive:
     pass
 
 
@@ -136,6 +157,9 @@ ConnEvent = (
     | LoggedOut
     | TemporaryBan
     | StreamReplaced
+    | TakeOver
+    | SocketDead
+    | SocketAlive
     | ClientOutdated
     | ConnectFailed
     | Tick
@@ -181,9 +205,12 @@ def step(conn: Connection, event: ConnEvent, now: datetime, limits: Limits) -> S
             return _to(conn, "connecting", conn.detail if conn.state == "banned" else None), ()
         case QrShown(code):
             return _pairing(conn, now, qr=code, detail="scan the QR code with WhatsApp"), ()
-        case PairCodeShown(code):
-            detail = "enter the pair code in WhatsApp"
-            return _pairing(conn, now, qr=conn.qr, pair_code=code, detail=detail), ()
+        case PairCodeShown(code, expires):
+            detail = "enter the pair code in WhatsApp" + (
+                f" before {format_utc(expires)}" if expires else ""
+            )
+            paired = _pairing(conn, now, qr=conn.qr, pair_code=code, detail=detail)
+            return replace(paired, until=expires) if paired.state == "pairing" else paired, ()
         case Paired(ok=True):
             return _to(conn, "connecting", "device linked; connecting"), ()
         case Paired(ok=False, error=error):
@@ -191,19 +218,24 @@ def step(conn: Connection, event: ConnEvent, now: datetime, limits: Limits) -> S
         case Connected():
             if conn.state in _HALTED:
                 return conn, ()
-            return replace(_to(conn, "connected", None), failures=0), ()
+            return replace(_to(conn, "connected", None), failures=0, logouts=0), ()
         case Disconnected(reason) if conn.state in {"connected", "connecting"}:
             return _to(conn, "disconnected", f"{reason}; the client reconnects by itself"), ()
-        case KeepAliveRestored() if conn.state == "disconnected":
+        case KeepAliveRestored() | SocketAlive() if conn.state == "disconnected":
             return _to(conn, "connected", None), ()
+        case SocketDead() if conn.state == "connected":
+            detail = "the WhatsApp socket is not connected, though no event said so; reconnecting"
+            return replace(_to(conn, "disconnected", detail), dead_since=now), ()
+        case TakeOver() if conn.state == "replaced":
+            return _to(conn, "connecting", "taking the WhatsApp session back"), (Restart(),)
         case LoggedOut(reason):
-            return _logged_out(conn, reason)
+            return _logged_out(conn, reason, limits)
         case TemporaryBan(reason, seconds):
             until = now + timedelta(seconds=seconds)
             detail = f"temporarily banned by WhatsApp ({reason}) until {format_utc(until)}"
             return replace(_to(conn, "banned", detail), until=until), (StopClient(),)
-        case StreamReplaced():
-            return _replaced(conn, now, limits)
+        case StreamReplaced(since):
+            return _replaced(conn, since)
         case ClientOutdated():
             detail = "WhatsApp rejected this client version; upgrade neonize"
             return _to(conn, "outdated", detail), (StopClient(),)
@@ -218,7 +250,14 @@ def step(conn: Connection, event: ConnEvent, now: datetime, limits: Limits) -> S
 
 def _to(conn: Connection, state: SenderState, detail: str | None) -> Connection:
     return replace(
-        conn, state=state, detail=detail, qr=None, pair_code=None, until=None, pairing_since=None
+        conn,
+        state=state,
+        detail=detail,
+        qr=None,
+        pair_code=None,
+        until=None,
+        pairing_since=None,
+        dead_since=None,
     )
 
 
@@ -244,24 +283,23 @@ def _pairing(
     )
 
 
-def _logged_out(conn: Connection, reason: str) -> Step:
-    if conn.relinked:
-        detail = f"logged out by WhatsApp again ({reason}); restart the sender to link it"
-        return _to(conn, "logged_out", detail), (StopClient(),)
+def _logged_out(conn: Connection, reason: str, limits: Limits) -> Step:
+    """The session is deleted: link again, every time (the pairing window bounds each try);
+    logouts in a row wait longer, so a client that is logged out at once cannot spin."""
+    logouts = conn.logouts + 1
     detail = f"logged out by WhatsApp ({reason}); starting over to link the device again"
-    return replace(_to(conn, "logged_out", detail), relinked=True), (Restart(),)
+    after = 0.0 if logouts == 1 else backoff(logouts - 1, limits.connect_backoff)
+    return replace(_to(conn, "logged_out", detail), logouts=logouts), (Restart(after=after),)
 
 
-def _replaced(conn: Connection, now: datetime, limits: Limits) -> Step:
-    until = now + timedelta(seconds=limits.replaced_backoff)
+def _replaced(conn: Connection, since: str | None) -> Step:
+    """Another client took the session: stop, stay up and say so, and never take it back by
+    ourselves (two clients doing that would fight over the session forever)."""
+    when = f" at {since}" if since else ""
     detail = (
-        "another process took over this WhatsApp session; stopped sending, "
-        f"exiting at {format_utc(until)}"
+        f"another client took over this WhatsApp session{when}; nothing is sent; {TAKE_OVER_HINT}"
     )
-    conn = replace(_to(conn, "replaced", detail), until=until)
-    if limits.replaced_backoff <= 0:
-        return conn, (StopClient(), Exit(EXIT_REPLACED, detail))
-    return conn, (StopClient(),)
+    return _to(conn, "replaced", detail), (StopClient(),)
 
 
 def _connect_failed(conn: Connection, error: str, limits: Limits) -> Step:
@@ -277,8 +315,10 @@ def _connect_failed(conn: Connection, error: str, limits: Limits) -> Step:
 def _tick(conn: Connection, now: datetime, limits: Limits) -> Step:
     if conn.state == "banned" and conn.until and now >= conn.until:
         return _to(conn, "connecting", "temporary ban over; reconnecting"), (Restart(),)
-    if conn.state == "replaced" and conn.until and now >= conn.until:
-        return conn, (Exit(EXIT_REPLACED, conn.detail or "session replaced"),)
+    dead = (now - conn.dead_since).total_seconds() if conn.dead_since else None
+    if conn.state == "disconnected" and dead is not None and dead >= limits.dead_restart:
+        detail = "the WhatsApp socket stayed dead; starting a fresh client"
+        return _to(conn, "connecting", detail), (Restart(),)
     if conn.state == "pairing" and conn.pairing_since:
         waited = (now - conn.pairing_since).total_seconds()
         if waited >= limits.pairing_window:

@@ -42,14 +42,17 @@ class DryrunTransport:
         self.not_on_whatsapp = not_on_whatsapp
         self.send_delay = send_delay
         self._clock = clock
+        self._listener: TransportListener | None = None
 
     async def start(self, listener: TransportListener) -> None:
+        self._listener = listener
         self.outbox.parent.mkdir(parents=True, exist_ok=True)
         log.info("dryrun transport: sends are written to %s, nothing goes to WhatsApp", self.outbox)
         listener.connection_event(Ready())
 
     async def restart(self) -> None:
-        return None
+        if self._listener is not None:
+            self._listener.connection_event(Ready())
 
     async def stop_client(self) -> None:
         return None
@@ -57,8 +60,8 @@ class DryrunTransport:
     async def stop(self, timeout: float) -> None:
         return None
 
-    async def is_on_whatsapp(self, recipient: Recipient) -> bool:
-        return recipient.jid not in self.not_on_whatsapp
+    async def lookup(self, recipient: Recipient) -> Recipient | None:
+        return None if recipient.jid in self.not_on_whatsapp else recipient
 
     async def typing(self, recipient: Recipient, seconds: float) -> None:
         await asyncio.sleep(seconds)

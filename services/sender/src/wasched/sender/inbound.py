@@ -1,8 +1,10 @@
 """Reading one input message (`wasched.due` or `wasched.send`) into a job, or a reason to reject it.
 
 Pure: the stream sequence and storage time come in with the payload. A send
-request without an id gets one derived from where JetStream stored it, so a
-redelivery of the same request can never be sent under a second id.
+request without an id takes the caller's `Nats-Msg-Id` (without a `send:` prefix), so a
+caller that publishes again after a lost PubAck names the same message; without either it
+gets an id derived from where JetStream stored it, so a redelivery of the same request can
+never be sent under a second id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pydantic import ValidationError
 from wasched.common.events import DueMessage, SendRequest
 from wasched.common.topology import DUE, REPLY_HEADER, SEND
 
+MSG_ID_HEADER = "Nats-Msg-Id"
+SEND_ID_PREFIX = "send"
+MAX_ID_LENGTH = 200
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -28,6 +34,8 @@ class Job:
     expires_at: datetime | None = None
     reply_to: str | None = None
     generated_id: bool = False
+    version: str | None = None
+    """The content version of a `wasched.due` hand-over (None: a send request, an older poller)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,8 @@ def read_job(
     if subject == DUE:
         return _due(data, reply_to)
     if subject == SEND:
-        return _send(data, reply_to, stream_seq, stored_at)
+        caller_id = _caller_id((headers or {}).get(MSG_ID_HEADER))
+        return _send(data, reply_to, stream_seq, stored_at, caller_id)
     return Rejected(f"unexpected subject {subject!r}", reply_to=reply_to)
 
 
@@ -71,6 +80,14 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _caller_id(msg_id: str | None) -> str | None:
+    """The caller's `Nats-Msg-Id` as a message id: `send:abc` and `abc` both name `abc`."""
+    if not msg_id:
+        return None
+    ident = msg_id.strip().removeprefix(f"{SEND_ID_PREFIX}:").strip()
+    return ident if 0 < len(ident) <= MAX_ID_LENGTH else None
+
+
 def _due(data: bytes, reply_to: str | None) -> Job | Rejected:
     try:
         due = DueMessage.model_validate_json(data)
@@ -84,22 +101,26 @@ def _due(data: bytes, reply_to: str | None) -> Job | Rejected:
         scheduled=due.scheduled_time,
         expires_at=due.expires_at,
         reply_to=reply_to,
+        version=due.version,
     )
 
 
-def _send(data: bytes, reply_to: str | None, seq: int, stored_at: datetime) -> Job | Rejected:
+def _send(
+    data: bytes, reply_to: str | None, seq: int, stored_at: datetime, caller_id: str | None
+) -> Job | Rejected:
     try:
         request = SendRequest.model_validate_json(data)
     except ValidationError as exc:
         return Rejected(describe(exc), reply_to=reply_to)
+    ident = request.id or caller_id
     return Job(
-        id=request.id or generated_id(seq, stored_at),
+        id=ident or generated_id(seq, stored_at),
         to=request.to,
         text=request.message,
         subject=SEND,
         scheduled=stored_at,
         reply_to=reply_to,
-        generated_id=request.id is None,
+        generated_id=ident is None,
     )
 
 

@@ -11,15 +11,46 @@ from wasched.common.ledger import LedgerEntry, LedgerState
 from wasched.common.messages import ErrorKind, Status
 
 
-class Existing(StrEnum):
-    REPUBLISH = "republish"
-    """Final already: never send again; publish the recorded outcome (repairs a lost one)."""
-    INTERRUPTED = "interrupted"
-    """Claimed without an outcome (a crash or timeout mid-send): never send again."""
+class Holder(StrEnum):
+    """The sender instance named in a claim, as far as its liveness key says."""
+
+    ME = "me"
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    """Its key is missing, not yet for long enough to be sure."""
+    GONE = "gone"
 
 
-def existing_verdict(entry: LedgerEntry) -> Existing:
-    return Existing.INTERRUPTED if entry.state is LedgerState.CLAIMED else Existing.REPUBLISH
+class Standing(StrEnum):
+    FREE = "free"
+    """No entry, or a gate that allows this version: it may be claimed."""
+    OUT_OF_DATE = "out_of_date"
+    """A gate for another version (or none): this hand-over is stale; send nothing, say nothing."""
+    FINAL = "final"
+    """Settled already: never send again; publish the recorded outcome (repairs a lost one)."""
+    HELD = "held"
+    """Claimed by a sender that is (or may be) still sending: leave it alone, look later."""
+    ORPHANED = "orphaned"
+    """Claimed by a sender that is gone, outcome unknown: `interrupted`, never sent again."""
+
+
+def standing(entry: LedgerEntry | None, version: str | None, holder: Holder | None) -> Standing:
+    """What an existing ledger entry means for a hand-over of `version`.
+
+    `holder` is the liveness of a claim's holder (ignored for other states). A claim held by
+    this very instance is orphaned: one message is handled at a time, so an old claim of ours
+    that is not the one in hand was left by an attempt that ended without an outcome.
+    """
+    if entry is None:
+        return Standing.FREE
+    match entry.state:
+        case LedgerState.SUPERSEDED:
+            return Standing.FREE if entry.allows(version) else Standing.OUT_OF_DATE
+        case LedgerState.CLAIMED:
+            if holder in (Holder.ALIVE, Holder.SUSPECT):
+                return Standing.HELD
+            return Standing.ORPHANED
+    return Standing.FINAL
 
 
 def expiry_reason(
@@ -41,9 +72,13 @@ def lateness_seconds(scheduled: datetime, sent_at: datetime) -> float:
     return round(max(0.0, (sent_at - scheduled).total_seconds()), 3)
 
 
-def failed(message_id: str, kind: ErrorKind, error: str, now: datetime) -> Outcome:
+def failed(
+    message_id: str, kind: ErrorKind, error: str, now: datetime, version: str | None = None
+) -> Outcome:
     status = Status.EXPIRED if kind is ErrorKind.EXPIRED else Status.FAILED
-    return Outcome(id=message_id, status=status, at=now, error=error, error_kind=kind)
+    return Outcome(
+        id=message_id, status=status, at=now, error=error, error_kind=kind, version=version
+    )
 
 
 def reply_for(outcome: Outcome) -> Reply:

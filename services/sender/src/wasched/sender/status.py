@@ -16,7 +16,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from wasched.common.clock import utcnow
+from wasched.common.clock import format_utc, utcnow
 from wasched.common.events import Heartbeat, SenderStatus
 from wasched.common.topology import SENDER_STATUS, heartbeat_subject
 from wasched.sender.connection import Connection
@@ -30,6 +30,14 @@ class Stats:
     sent_since_start: int = 0
     in_flight: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    out_of_date: int = 0
+    """Hand-overs of a version the ledger's gate no longer allows (acked, nothing sent)."""
+    held_same_text: int = 0
+    """Times a message waited because its text went to too many recipients already."""
+    next_send_at: datetime | None = None
+    waiting_for: str | None = None
+    next_lookup_at: datetime | None = None
+    journal_pending: Callable[[], int] = lambda: 0
 
     def reject(self, subject: str) -> None:
         self.rejected[subject] = self.rejected.get(subject, 0) + 1
@@ -47,14 +55,27 @@ def status_event(conn: Connection, transport: str, now: datetime) -> SenderStatu
     )
 
 
-def heartbeat_details(conn: Connection, transport: str, stats: Stats) -> dict[str, Any]:
+def heartbeat_details(
+    conn: Connection, transport: str, stats: Stats, now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or utcnow()
     return {
         "state": conn.state,
         "transport": transport,
         "inFlight": stats.in_flight,
         "sentSinceStart": stats.sent_since_start,
         "rejectedEvents": dict(stats.rejected),
+        "outOfDate": stats.out_of_date,
+        "heldSameText": stats.held_same_text,
+        "nextSendAt": _future(stats.next_send_at, now),
+        "waitingFor": stats.waiting_for if _future(stats.next_send_at, now) else None,
+        "nextLookupAt": _future(stats.next_lookup_at, now),
+        "journalPending": stats.journal_pending(),
     }
+
+
+def _future(when: datetime | None, now: datetime) -> str | None:
+    return format_utc(when) if when is not None and when > now else None
 
 
 class StatusReporter:
@@ -113,7 +134,7 @@ class StatusReporter:
                 beat = Heartbeat(
                     service=SERVICE,
                     at=now,
-                    details=heartbeat_details(conn, self._transport, self._stats),
+                    details=heartbeat_details(conn, self._transport, self._stats, now),
                 )
                 await self._nc.publish(heartbeat_subject(SERVICE), beat.to_json())
         except Exception as exc:  # NATS down: the next tick tries again

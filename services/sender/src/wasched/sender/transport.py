@@ -62,12 +62,15 @@ class Transport(Protocol):
     async def stop(self, timeout: float) -> None:
         """Shut down for good, within `timeout` seconds."""
 
-    async def is_on_whatsapp(self, recipient: Recipient) -> bool: ...
+    async def lookup(self, recipient: Recipient) -> Recipient | None:
+        """The recipient as WhatsApp knows it (its JID may differ from the number as written),
+        or None when the number is not on WhatsApp; raises `TransportError`."""
 
-    async def typing(self, recipient: Recipient, seconds: float) -> None: ...
+    async def typing(self, recipient: Recipient, seconds: float) -> None:
+        """Show "typing…" for `seconds` (cosmetic; may raise `TransportError`)."""
 
     async def send(self, message_id: str, recipient: Recipient, text: str) -> Sent:
-        """Hand one text to WhatsApp; raises `TransportError`."""
+        """Hand one text to WhatsApp; raises `TransportError` with the client's text."""
 
     async def pair_code(self, phone: str) -> str:
         """An 8-character code to link this device by phone number; raises `PairingError`."""

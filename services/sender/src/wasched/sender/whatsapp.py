@@ -7,152 +7,50 @@ exceptions; `connect()` returns a task that is never cancelled; `stop()` is
 bounded by our own timeout; a restarted client keeps the old one referenced,
 since its finalizer would otherwise stop the new client of the same session;
 no client call is made before `connect()` (the Go core aborts the process).
+
+Three things whatsmeow leaves to us: a lookup answers the JID to send to (not just
+"is on WhatsApp"); some disconnects come without any event, so the socket is polled
+(`await client.is_connected`: an awaitable property); and a pair code only works while
+the login window that showed the first QR is open (160 s), so a code is asked from a
+fresh window and says when it expires.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import contextlib
 import logging
-import os
 import sys
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from wasched.common.clock import utcnow
 from wasched.common.recipients import Recipient, mask
 from wasched.sender.connection import (
-    ClientOutdated,
     ClientStarted,
-    Connected,
     ConnectFailed,
     ConnEvent,
-    Disconnected,
-    KeepAliveRestored,
-    LoggedOut,
     PairCodeShown,
-    Paired,
     QrShown,
-    StreamReplaced,
-    TemporaryBan,
+    SocketAlive,
+    SocketDead,
 )
-from wasched.sender.transport import (
-    PairingError,
-    ReceiptKind,
-    ReceiptSeen,
-    Sent,
-    TransportError,
-    TransportListener,
+from wasched.sender.neonize_events import (
+    HANDLED_EVENTS,
+    connection_event,
+    load_neonize,
+    receipt_seen,
 )
+from wasched.sender.transport import PairingError, Sent, TransportError, TransportListener
 
 log = logging.getLogger("wasched.sender.whatsapp")
-
-HANDLED_EVENTS = (
-    "ConnectedEv",
-    "DisconnectedEv",
-    "KeepAliveTimeoutEv",
-    "KeepAliveRestoredEv",
-    "LoggedOutEv",
-    "TemporaryBanEv",
-    "StreamReplacedEv",
-    "ClientOutdatedEv",
-    "ConnectFailureEv",
-    "StreamErrorEv",
-    "PairStatusEv",
-    "ReceiptEv",
-)
-_LOGOUT_REASONS = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
-_RECEIPT_KINDS: dict[str, ReceiptKind] = {
-    "DELIVERED": "delivered",
-    "READ": "read",
-    "PLAYED": "played",
-}
-DEFAULT_BAN_SECONDS = 3600
-
-
-def load_neonize(bot_tag: str = "off") -> None:
-    """Import neonize once, with `NEONIZE_BOT_TAG` set first (the Go core reads it when loaded).
-
-    Its import runs `os.popen("uname -a")` and never closes the pipe: a
-    ResourceWarning, and a `uname` zombie until the next subprocess starts. The
-    import gets an `os.popen` that returns the same text with the pipe closed.
-    """
-    if "neonize.aioze.client" in sys.modules:
-        return
-    os.environ.setdefault("NEONIZE_BOT_TAG", bot_tag)
-    original = os.popen
-
-    def closing_popen(cmd: str, mode: str = "r", buffering: int = -1) -> io.StringIO:
-        with original(cmd, mode, buffering) as stream:
-            return io.StringIO(stream.read())
-
-    os.popen = closing_popen  # type: ignore[assignment]
-    try:
-        import neonize.aioze.client  # noqa: F401
-    finally:
-        os.popen = original
-
-
-def enum_name(event: Any, field: str) -> str | None:
-    """The name of a proto2 enum field, or None when unset (unset reads as 1, not as absent)."""
-    if not event.HasField(field):
-        return None
-    enum = event.DESCRIPTOR.fields_by_name[field].enum_type
-    value = enum.values_by_number.get(getattr(event, field))
-    return value.name if value else None
-
-
-def connection_event(event: Any) -> ConnEvent | None:
-    """Translate a neonize event (a protobuf message) into our connection events."""
-    match event.DESCRIPTOR.name:
-        case "Connected":
-            return Connected()
-        case "Disconnected":
-            return Disconnected()
-        case "KeepAliveTimeout":
-            return Disconnected("keep-alive timeout")
-        case "StreamError":
-            return Disconnected(f"stream error {event.Code or ''}".strip())
-        case "KeepAliveRestored":
-            return KeepAliveRestored()
-        case "LoggedOut":
-            return LoggedOut(_reason(enum_name(event, "Reason")))
-        case "TemporaryBan":
-            seconds = event.Expire if event.HasField("Expire") and event.Expire > 0 else None
-            return TemporaryBan(_reason(enum_name(event, "Code")), seconds or DEFAULT_BAN_SECONDS)
-        case "StreamReplaced":
-            return StreamReplaced()
-        case "ClientOutdated":
-            return ClientOutdated()
-        case "ConnectFailure":
-            return _connect_failure(event)
-        case "PairStatus":
-            ok = enum_name(event, "Status") == "SUCCESS"
-            return Paired(ok=ok, error=None if ok else (event.Error or "pairing failed"))
-    return None
-
-
-def receipt_seen(event: Any, now: datetime) -> ReceiptSeen | None:
-    """A delivered/read/played receipt, or None for kinds we do not report."""
-    kind = _RECEIPT_KINDS.get(enum_name(event, "Type") or "")
-    if kind is None or not event.MessageIDs:
-        return None
-    at = datetime.fromtimestamp(event.Timestamp, UTC) if event.Timestamp > 0 else now
-    return ReceiptSeen(wa_message_ids=tuple(event.MessageIDs), kind=kind, at=at)
-
-
-def _reason(name: str | None) -> str:
-    return (name or "unknown").lower().replace("_", " ")
-
-
-def _connect_failure(event: Any) -> ConnEvent:
-    reason = enum_name(event, "Reason")
-    if reason in _LOGOUT_REASONS:
-        return LoggedOut(_reason(reason))
-    text = f"{_reason(reason)}: {event.Message}" if event.Message else _reason(reason)
-    return ConnectFailed(f"WhatsApp refused the connection ({text})")
+LOGIN_WINDOW_SECONDS = 160.0
+"""whatsmeow shows QR codes for 60 s, then 5 × 20 s, then closes the login socket."""
+FRESH_WINDOW_SECONDS = 10.0
+FIRST_QR_SECONDS = 30.0
 
 
 class NeonizeTransport:
@@ -168,20 +66,27 @@ class NeonizeTransport:
         show_qr: bool = True,
         log_qr: bool = False,
         go_log_level: int = logging.WARNING,
+        probe_seconds: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.session = session
+        self.session = session if "://" in session else str(Path(session).expanduser())
         self.proxy = proxy
         self.bot_tag = bot_tag
         self.stop_timeout = stop_timeout
         self.show_qr = show_qr
         self.log_qr = log_qr
         self.go_log_level = go_log_level
+        self.probe_seconds = probe_seconds
+        self.fresh_window_seconds = FRESH_WINDOW_SECONDS
         self._clock = clock
         self._listener: TransportListener | None = None
         self.client: Any = None
         self._live = False
         self._retired: list[Any] = []
+        self._probe: asyncio.Task[None] | None = None
+        self._window_opened: float | None = None
+        self._window_wall: datetime | None = None
+        self._window = asyncio.Event()
 
     # life cycle ------------------------------------------------------------
 
@@ -199,7 +104,7 @@ class NeonizeTransport:
 
         go_log.setLevel(self.go_log_level)
         if "://" not in self.session:
-            Path(self.session).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(self.session).parent.mkdir(parents=True, exist_ok=True)
             client = NewAClient(self.session)
         else:  # postgres://: the Go client is keyed by uuid, not by the URL
             client = NewAClient(self.session, uuid="wasched-sender")
@@ -208,6 +113,8 @@ class NeonizeTransport:
         client.qr(self._on_qr)
         self.client = client
         self._live = False
+        self._window_opened, self._window_wall = None, None
+        self._window = asyncio.Event()
 
     async def _connect(self) -> None:
         from neonize._binder import ProxySettings
@@ -218,6 +125,7 @@ class NeonizeTransport:
         task = await client.connect(proxy)
         self._live = True
         task.add_done_callback(lambda done: self._connect_ended(done, client))
+        self.watch()
 
     async def restart(self) -> None:
         await self.stop_client()
@@ -228,6 +136,9 @@ class NeonizeTransport:
     async def stop_client(self) -> bool:
         """Stop the Go session within `stop_timeout`; never cancels neonize's connect task."""
         client, self.client, self._live = self.client, None, False
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         if client is None:
             return True
         self._retired.append(client)
@@ -245,11 +156,30 @@ class NeonizeTransport:
         self.stop_timeout = min(self.stop_timeout, timeout)
         return await self.stop_client()
 
+    def watch(self) -> None:
+        """Poll the current client's socket: whatsmeow sends no event for some disconnects."""
+        if self._probe is not None:
+            self._probe.cancel()
+        if self.client is not None:
+            self._probe = asyncio.create_task(self._poll(self.client))
+
+    async def _poll(self, client: Any) -> None:
+        while client is self.client:
+            await asyncio.sleep(self.probe_seconds)
+            if client is not self.client:
+                return
+            try:
+                alive = await client.is_connected and await client.is_logged_in
+            except Exception as exc:
+                log.debug("polling the WhatsApp socket failed: %s", exc)
+                continue
+            self._emit(SocketAlive() if alive else SocketDead())
+
     # sending ---------------------------------------------------------------
 
-    async def is_on_whatsapp(self, recipient: Recipient) -> bool:
+    async def lookup(self, recipient: Recipient) -> Recipient | None:
         if recipient.e164 is None:
-            return True  # groups and other JIDs cannot be looked up
+            return recipient  # groups and other JIDs cannot be looked up
         client = self._require_live()
         from neonize.exc import NeonizeError
 
@@ -257,7 +187,12 @@ class NeonizeTransport:
             answers = await client.is_on_whatsapp(recipient.e164)
         except NeonizeError as exc:
             raise TransportError(str(exc)) from None
-        return bool(answers) and bool(answers[0].IsIn)
+        found = next((a for a in answers if a.IsIn), None)
+        if found is None:
+            return None
+        if not found.HasField("JID") or not found.JID.User:
+            return recipient
+        return Recipient(found.JID.User, found.JID.Server or recipient.server)
 
     async def typing(self, recipient: Recipient, seconds: float) -> None:
         client = self._require_live()
@@ -284,16 +219,26 @@ class NeonizeTransport:
         return Sent(wa_message_id=response.ID, at=at or self._clock())
 
     async def pair_code(self, phone: str) -> str:
-        if not self._live or self.client is None:
-            raise PairingError("the WhatsApp client is not running yet; try again in a moment")
+        """A code from a login window opened for it: it then works for the window's 160 s."""
+        if self._window_opened is None or (
+            time.monotonic() - self._window_opened > self.fresh_window_seconds
+        ):
+            log.info("opening a fresh login window for the pair code")
+            await self.restart()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._window.wait(), FIRST_QR_SECONDS)
+        client = self.client
+        if client is None or self._window_wall is None:
+            raise PairingError("WhatsApp opened no login window; try again in a moment")
         from neonize.exc import NeonizeError
         from neonize.utils.enum import ClientName
 
         try:
-            code = await self.client.PairPhone(phone, True, ClientName.LINUX)
+            code = await client.PairPhone(phone, True, ClientName.LINUX)
         except NeonizeError as exc:
             raise PairingError(f"WhatsApp refused a pair code: {exc}") from None
-        self._emit(PairCodeShown(code))
+        expires = self._window_wall + timedelta(seconds=LOGIN_WINDOW_SECONDS)
+        self._emit(PairCodeShown(str(code), expires))
         return str(code)
 
     # events ----------------------------------------------------------------
@@ -317,6 +262,9 @@ class NeonizeTransport:
         try:
             if client is not self.client:
                 return
+            if self._window_opened is None:  # the first QR: the login window opened now
+                self._window_opened, self._window_wall = time.monotonic(), self._clock()
+                self._window.set()
             code = data.decode() if isinstance(data, bytes) else str(data)
             if self.show_qr:
                 import segno
