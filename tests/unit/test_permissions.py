@@ -9,6 +9,7 @@ from wasched.common.permissions import (
     ADMIN,
     CLIENT,
     HEALTH,
+    KV,
     POLLER,
     ROLES,
     SENDER,
@@ -59,9 +60,16 @@ def test_who_may_publish_what(subject: str, publishers: set[str]) -> None:
 
 
 def test_only_the_poller_may_create_update_or_purge_streams() -> None:
+    """Other services may at most configure the KV buckets they own alone (the sender's)."""
     for role in (SENDER, HEALTH, CLIENT):
         publish, _ = _subjects(role)
-        managing = {s for s in publish if ".STREAM.UPDATE." in s or ".STREAM.PURGE." in s}
+        owned = {f"KV_{bucket}" for bucket, grants in KV.items() if set(grants) == {role}}
+        managing = {
+            s
+            for s in publish
+            if (".STREAM.UPDATE." in s and s.rsplit(".", 1)[1] not in owned)
+            or ".STREAM.PURGE." in s
+        }
         creating = {s for s in publish if ".STREAM.CREATE.WASCHED" in s}
         assert not managing and not creating, role
         assert not {s for s in publish if ".STREAM.DELETE." in s}, role
