@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync lint format test test-faults run init bench asyncapi
+.PHONY: help uv sync lint format test test-faults run init bench bench-quick asyncapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,8 +37,11 @@ run: sync ## run the whole system locally (embedded NATS + S3 + the three servic
 init: sync ## write .env, secrets/ and the NATS server config for docker compose (wasched init)
 	$(UV) run --locked wasched init
 
-bench: sync ## benchmarks against the polling baseline (writes bench/RESULTS.md)
+bench: sync ## every benchmark, medians of 3 runs (~15 min; writes bench/RESULTS.md)
 	$(UV) run --locked python -m bench
+
+bench-quick: sync ## smoke run of the benchmarks (< 2 min; small sizes, not the targets)
+	$(UV) run --locked python -m bench --quick
 
 asyncapi: sync ## regenerate docs/asyncapi.yaml (the event interface) from the event models
 	$(UV) run --locked python -m wasched.cli.asyncapi docs/asyncapi.yaml

@@ -1,35 +1,57 @@
-"""Real servers and real service processes for the benchmarks, plus measuring helpers."""
+"""Real servers and real service processes for the benchmarks.
+
+One SeaweedFS for the whole run, behind a recording proxy. Each measured run
+gets a `Cell`: its own nats-server (fresh stream, ledger and poller lease), its
+own S3 prefix, its own outbox, so no run sees what an earlier one left behind,
+and runs that only wait (lateness, bursts) can share the machine at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-from tests.support.s3proxy import S3Proxy
-from tests.support.waiting import eventually_sync
+import nats
+from nats.aio.client import Client as NATS
 
+from bench.probes import cpu_seconds
+from bench.proxy import RecordingProxy
 from wasched.cli.servers import (
     NatsServer,
     S3Server,
+    die_with_parent,
     ensure_bucket,
     free_port,
     nats_server,
-    seaweed_server,
 )
+from wasched.cli.servers import seaweed_server as _seaweed
+from wasched.common.topology import SENDER_STATUS, heartbeat_subject
 
 BUCKET = "wasched-bench"
+ROOT = Path(__file__).resolve().parent.parent
+THROTTLE_OFF = {
+    "SEND_MIN_GAP_SECONDS": 0,
+    "SEND_MAX_PER_HOUR": 0,
+    "SEND_MAX_PER_DAY": 0,
+    "SEND_JITTER_SECONDS": 0,
+    "SEND_SAME_TEXT_MAX_RECIPIENTS": 0,
+    "LOOKUP_MIN_GAP_SECONDS": 0,
+    "LOOKUP_MAX_PER_HOUR": 0,
+}
+"""The account-safety pace of the sender, off: these benchmarks measure wasched, not the pace."""
 
 
 @dataclass
@@ -42,11 +64,14 @@ class Service:
     def pid(self) -> int:
         return self.process.pid
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(20)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
@@ -55,10 +80,8 @@ class Service:
 @dataclass
 class Stack:
     workdir: Path
-    nats: NatsServer
     s3: S3Server
-    proxy: S3Proxy
-    services: list[Service] = field(default_factory=list)
+    proxy: RecordingProxy
 
     def client(self) -> Any:
         return boto3.client(
@@ -69,51 +92,185 @@ class Stack:
             aws_secret_access_key=self.s3.secret_key,
         )
 
-    def env(self, prefix: str, **extra: object) -> dict[str, str]:
-        env = {
-            "NATS_URL": self.nats.url,
-            "S3_ENDPOINT": self.proxy.endpoint,
-            "S3_ACCESS_KEY_ID": self.s3.access_key,
-            "S3_SECRET_ACCESS_KEY": self.s3.secret_key,
-            "S3_BUCKET": BUCKET,
-            "S3_PREFIX": prefix,
-            "WHATSAPP_TRANSPORT": "dryrun",
-            "DRYRUN_OUTBOX": str(self.workdir / f"{prefix.strip('/')}-outbox.jsonl"),
-            "SENDER_JOURNAL": str(self.workdir / f"{prefix.strip('/')}-journal.jsonl"),
-            "SEND_MIN_GAP_SECONDS": "0",
-            "SEND_MAX_PER_HOUR": "0",
-            "SEND_MAX_PER_DAY": "0",
-            "SEND_JITTER_SECONDS": "0",
-            "SEND_SAME_TEXT_MAX_RECIPIENTS": "0",
-            "LOOKUP_MIN_GAP_SECONDS": "0",
-            "LOOKUP_MAX_PER_HOUR": "0",
-            "LOG_LEVEL": "WARNING",
-            "HEALTH_PORT": str(free_port()),
-        }
-        env.update({k: str(v) for k, v in extra.items()})
-        return env
+    def put(self, key: str, body: bytes) -> None:
+        """Straight to S3, not through the proxy: the bench's own writes are not counted."""
+        self.client().put_object(Bucket=BUCKET, Key=key, Body=body)
 
-    def start(self, service: str, env: dict[str, str], python: str = sys.executable) -> Service:
-        log_path = self.workdir / f"{service}-{uuid.uuid4().hex[:6]}.log"
+    def get_messages(self, key: str) -> list[dict[str, Any]]:
+        body = self.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return json.loads(body)["messages"]
+
+    @asynccontextmanager
+    async def cell(self, name: str) -> AsyncIterator[Cell]:
+        tag = f"{name}-{uuid.uuid4().hex[:6]}"
+        server = nats_server(self.workdir / tag / "nats")
+        server.die_with_parent = True
+        server.start()  # in this thread: the server dies with the thread that started it
+        cell = Cell(self, tag, server, await nats.connect(server.url))
+        try:
+            yield cell
+        finally:
+            for svc in cell.services:
+                await asyncio.to_thread(svc.stop)
+            with suppress(Exception):
+                await cell.nc.close()
+            await asyncio.to_thread(server.stop)
+            shutil.rmtree(self.workdir / tag / "nats", ignore_errors=True)
+
+
+@dataclass
+class Cell:
+    stack: Stack
+    tag: str
+    nats: NatsServer
+    nc: NATS
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.tag}/"
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}scheduled.json"
+
+    @property
+    def outbox(self) -> Path:
+        return self.stack.workdir / self.tag / "outbox.jsonl"
+
+    def env(self, throttle: bool = False, **extra: object) -> dict[str, str]:
+        """Settings for the services of this cell; the throttle is off unless asked for
+        (then the product's defaults apply: nothing is set)."""
+        env: dict[str, object] = {
+            "NATS_URL": self.nats.url,
+            "S3_ENDPOINT": self.stack.proxy.endpoint,
+            "S3_ACCESS_KEY_ID": self.stack.s3.access_key,
+            "S3_SECRET_ACCESS_KEY": self.stack.s3.secret_key,
+            "S3_BUCKET": BUCKET,
+            "S3_PREFIX": self.prefix,
+            "WHATSAPP_TRANSPORT": "dryrun",
+            "DRYRUN_OUTBOX": str(self.outbox),
+            "SENDER_JOURNAL": str(self.outbox.with_name(f"{self.tag}-journal.jsonl")),
+            "LOG_LEVEL": "WARNING",
+            "HEALTH_PORT": free_port(),
+            **({} if throttle else THROTTLE_OFF),
+            **extra,
+        }
+        return {k: str(v) for k, v in env.items()}
+
+    def start(self, module: str, env: dict[str, str], python: str = sys.executable) -> Service:
+        """`python -m <module>` (`wasched.poller`, `bench.baseline`, ...) with `env`."""
+        log_path = self.stack.workdir / self.tag / f"{module}-{uuid.uuid4().hex[:4]}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        clean = {k: v for k, v in os.environ.items() if k not in THROTTLE_OFF}
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [python, "-m", f"wasched.{service}"],
+                [python, "-m", module],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
+                env={**clean, **env},
+                cwd=ROOT,
+                preexec_fn=die_with_parent,
             )
-        svc = Service(service, proc, log_path)
+        svc = Service(module, proc, log_path)
         self.services.append(svc)
         return svc
 
-    def put_doc(self, prefix: str, messages: list[dict[str, Any]]) -> int:
-        body = json.dumps({"messages": messages}, indent=2).encode()
-        self.client().put_object(Bucket=BUCKET, Key=f"{prefix}scheduled.json", Body=body)
-        return len(body)
+    async def stop(self, svc: Service) -> None:
+        await asyncio.to_thread(svc.stop)
+        self.services.remove(svc)
 
-    def get_doc(self, prefix: str) -> list[dict[str, Any]]:
-        body = self.client().get_object(Bucket=BUCKET, Key=f"{prefix}scheduled.json")["Body"].read()
-        return json.loads(body)["messages"]
+    async def heartbeats(self) -> Beats:
+        beats = Beats()
+        await self.nc.subscribe(heartbeat_subject("poller"), cb=beats.on_message)
+        return beats
+
+    async def sender_connected(self, timeout: float = 90) -> None:
+        connected = asyncio.Event()
+
+        async def on_status(msg: Any) -> None:
+            if json.loads(msg.data).get("state") == "connected":
+                connected.set()
+
+        sub = await self.nc.subscribe(SENDER_STATUS, cb=on_status)
+        try:
+            await asyncio.wait_for(connected.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+
+    def sent_lines(self) -> list[dict[str, Any]]:
+        """The dryrun outbox: one line per message handed to the (fake) WhatsApp."""
+        if not self.outbox.exists():
+            return []
+        lines = self.outbox.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+class Beats:
+    """The poller's heartbeats as they arrive: when (time.time()), the watched process's CPU
+    seconds at that moment (None before `pid` is set), and the details."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.history: list[Beat] = []
+        self._queue: asyncio.Queue[Beat] = asyncio.Queue()
+
+    async def on_message(self, msg: Any) -> None:
+        cpu = cpu_seconds(self.pid) if self.pid is not None else None
+        beat = Beat(time.time(), cpu, json.loads(msg.data).get("details", {}))
+        self.history.append(beat)
+        await self._queue.put(beat)
+
+    async def next(
+        self, ok: Callable[[dict[str, Any]], bool] = lambda d: True, timeout: float = 300
+    ) -> Beat:
+        """The next heartbeat whose details satisfy `ok`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            beat = await asyncio.wait_for(self._queue.get(), max(0.1, deadline - loop.time()))
+            if ok(beat.details):
+                return beat
+
+    async def after(self, moment: float, timeout: float = 300) -> Beat:
+        """The first heartbeat heard after `moment`."""
+        return await self.next_where(lambda b: b.heard > moment, timeout)
+
+    async def next_where(self, ok: Callable[[Beat], bool], timeout: float = 300) -> Beat:
+        found = next((b for b in self.history if ok(b)), None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while found is None:
+            await asyncio.wait_for(self._queue.get(), max(0.1, deadline - loop.time()))
+            found = next((b for b in self.history if ok(b)), None)
+        return found
+
+    def before(self, moment: float) -> Beat | None:
+        """The last heartbeat heard before `moment`."""
+        return next((b for b in reversed(self.history) if b.heard < moment), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    heard: float
+    cpu: float | None
+    details: dict[str, Any]
+
+
+@contextmanager
+def stack() -> Iterator[Stack]:
+    workdir = Path(tempfile.mkdtemp(prefix="wasched-bench-"))
+    s3 = _seaweed(workdir / "s3", bucket=BUCKET)
+    s3.die_with_parent = True
+    s3.start(timeout=90)
+    try:
+        ensure_bucket(s3, BUCKET)
+        with RecordingProxy(s3.endpoint) as proxy:
+            yield Stack(workdir, s3, proxy)
+    finally:
+        s3.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def image_python(service: str) -> str:
@@ -140,74 +297,7 @@ def image_python(service: str) -> str:
             "wasched-common",
         ],
         check=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(target)},
     )
     return str(target / "bin" / "python")
-
-
-@contextmanager
-def stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="wasched-bench-"))
-    nats = nats_server(workdir / "nats").start()
-    s3 = seaweed_server(workdir / "s3", bucket=BUCKET).start(timeout=60)
-    ensure_bucket(s3, BUCKET)
-    proxy = S3Proxy(s3.endpoint).__enter__()
-    st = Stack(workdir, nats, s3, proxy)
-    try:
-        yield st
-    finally:
-        for svc in st.services:
-            svc.stop()
-        proxy.__exit__(None, None, None)
-        s3.stop()
-        nats.stop()
-
-
-def contact(i: int) -> str:
-    """One of 500 valid UK mobile numbers: real schedules repeat their contacts."""
-    return f"44795{i % 500:07d}"
-
-
-def message(ident: str, when: str, to: str = "447957189696") -> dict[str, Any]:
-    return {
-        "id": ident,
-        "to": to,
-        "contactName": "Bench",
-        "message": f"bench {ident}",
-        "scheduledTime": when,
-        "status": "pending",
-        "createdAt": when,
-        "createdFrom": "bench",
-        "sentAt": None,
-        "error": None,
-    }
-
-
-def wait_until(check: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    return eventually_sync(check, timeout, interval, what=what)
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
-    cuts = (
-        statistics.quantiles(ordered, n=100, method="inclusive")
-        if len(ordered) > 1
-        else ordered * 99
-    )
-    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": ordered[-1]}
-
-
-def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(parts[11]) + int(parts[12])) / ticks

@@ -1,0 +1,1 @@
+"""One module per measurement; each function measures one run and returns plain numbers."""
