@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import pytest
@@ -21,6 +22,7 @@ from nats.js import JetStreamContext
 from wasched.cli.servers import (
     NatsServer,
     S3Server,
+    Server,
     ensure_bucket,
     moto_server,
     nats_server,
@@ -29,6 +31,15 @@ from wasched.cli.servers import (
 from wasched.common.settings import Settings, load_settings
 
 TEST_BUCKET = "wasched-test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--wasched-figures",
+        metavar="PATH",
+        default=None,
+        help="write the fault scenarios' asserted figures (JSON) here, for docs/reliability.md",
+    )
 
 
 def docker_available() -> bool:
@@ -48,6 +59,22 @@ def docker_available() -> bool:
         client.close()
 
 
+ServerT = TypeVar("ServerT", bound=Server)
+
+
+def test_server(server: ServerT) -> ServerT:
+    """A server that dies with the test process (Linux: SIGTERM when its starting thread ends).
+
+    Start it on the thread that lives as long as it should (the test's, not a worker thread):
+    a killed pytest, or xdist worker, then leaves no nats-server or weed behind.
+    """
+    server.die_with_parent = True
+    return server
+
+
+test_server.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")
@@ -56,7 +83,7 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def nats_server_proc(tmp_path: Path) -> Iterator[NatsServer]:
     """A fresh JetStream server for each test; stop/start it to simulate outages."""
-    server = nats_server(tmp_path / "nats").start()
+    server = test_server(nats_server(tmp_path / "nats")).start()
     yield server
     server.stop()
 
@@ -99,7 +126,8 @@ def _s3_via_docker() -> S3Server | None:
 
 @pytest.fixture(scope="session")
 def seaweed(session_dir: Path) -> Iterator[S3Server]:
-    server = seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET).start(timeout=60)
+    server = test_server(seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET))
+    server.start(timeout=60)
     ensure_bucket(server, TEST_BUCKET)
     yield server
     server.stop()
@@ -107,7 +135,7 @@ def seaweed(session_dir: Path) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def moto(session_dir: Path) -> Iterator[S3Server]:
-    server = _s3_via_docker() or moto_server(session_dir).start()
+    server = _s3_via_docker() or test_server(moto_server(session_dir)).start()
     ensure_bucket(server, TEST_BUCKET)
     yield server
     if hasattr(server, "container"):  # pragma: no cover - needs docker
