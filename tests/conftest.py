@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import nats
 import pytest
+from hypothesis import settings as hypothesis_settings
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -31,6 +32,21 @@ from wasched.cli.servers import (
 from wasched.common.settings import Settings, load_settings
 
 TEST_BUCKET = "wasched-test"
+
+HYPOTHESIS_PROFILES = {"dev": 50, "ci": 200, "long": 2000}
+"""Examples per property: few while developing, more in CI (`CI` set), many in `make test-long`."""
+for _name, _examples in HYPOTHESIS_PROFILES.items():
+    hypothesis_settings.register_profile(_name, max_examples=_examples)
+
+
+def hypothesis_profile(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """`HYPOTHESIS_PROFILE` if set, else `ci` when the `CI` variable is true, else `dev`."""
+    if chosen := env.get("HYPOTHESIS_PROFILE"):
+        return chosen
+    return "ci" if env.get("CI", "").lower() not in {"", "0", "false", "no"} else "dev"
+
+
+hypothesis_settings.load_profile(hypothesis_profile())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

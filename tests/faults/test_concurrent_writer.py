@@ -21,7 +21,7 @@ LEAD_SECONDS = 3.0
 ACTIONS = ("add", "edit", "reschedule", "delete", "cancel", "annotate")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_other_writers_changes_survive_and_are_honoured(
     open_scenario: OpenScenario,
 ) -> None:
@@ -39,7 +39,7 @@ async def test_other_writers_changes_survive_and_are_honoured(
     scenario.must_send = set(scenario.expected) - writer.never_sent - writer.raced
     scenario.outcomes = {i: ("cancelled", None) for i in writer.cancelled - writer.raced}
     scenario.notes.append(f"writer: {dict(writer.actions)}, raced={len(writer.raced)}")
-    verdict = await scenario.finish(timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
     for action in ACTIONS:
         scenario.expect(f"writer's {action}s", writer.actions[action], ">=", 2)

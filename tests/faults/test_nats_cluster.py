@@ -24,7 +24,7 @@ KILL_AFTER_SECONDS = 8.0
 """After the first message is due: sends are under way when the leader dies."""
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_cluster_carries_on_when_a_node_dies(
     open_scenario: OpenScenario, tmp_path: Path
 ) -> None:
@@ -50,7 +50,7 @@ async def test_cluster_carries_on_when_a_node_dies(
             scenario.stack.timeline.begin(f"nats-{victim}", "sigkill")
             cluster.nodes[victim].kill()
             scenario.notes.append(f"killed {victim}, the stream leader; it stayed down")
-            verdict = await scenario.finish(timeout=120)
+            verdict = await scenario.finish(timeout=sized(120, 600))
             scenario.expect("interrupted sends", verdict.interrupted, "<=", 1)
             scenario.expect(
                 "messages sent", verdict.statuses["sent"], "==", MESSAGES - verdict.interrupted

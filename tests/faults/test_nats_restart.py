@@ -32,7 +32,7 @@ async def nats_outage(stack: Stack, server: NatsServer, seconds: float, sig: int
     outage.finish()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_nats_restarts_lose_nothing_and_send_nothing_twice(
     nats_server_proc: NatsServer, open_scenario: OpenScenario
 ) -> None:
@@ -47,7 +47,7 @@ async def test_nats_restarts_lose_nothing_and_send_nothing_twice(
         sig = signal.SIGTERM if n % 2 == 0 else signal.SIGKILL
         await nats_outage(scenario.stack, nats_server_proc, scenario.rng.uniform(3, 6), sig)
         await asyncio.sleep(scenario.rng.uniform(3, 6))
-    verdict = await scenario.finish(timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
     scenario.expect("NATS outages", len(scenario.stack.timeline.outages()), "==", OUTAGES)
     scenario.expect("interrupted sends", verdict.interrupted, "<=", OUTAGES)

@@ -24,7 +24,7 @@ AIMS = {
 }
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_poller_killed_mid_cycle_and_mid_write_loses_nothing(
     open_scenario: OpenScenario,
 ) -> None:
@@ -44,7 +44,7 @@ async def test_poller_killed_mid_cycle_and_mid_write_loses_nothing(
         aims=AIMS,
         wait_seconds=5,
     )
-    verdict = await scenario.finish(timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
     scenario.expect(
         "SIGKILLs of the poller", sum(scenario.stack.timeline.kills().values()), "==", KILLS

@@ -42,7 +42,7 @@ async def s3_outage(stack: Stack, server: S3Server, seconds: float) -> None:
     outage.finish()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_s3_outage_delays_but_loses_nothing(
     own_s3: S3Server, open_scenario: OpenScenario
 ) -> None:
@@ -55,7 +55,7 @@ async def test_s3_outage_delays_but_loses_nothing(
     went = time.time()
     await s3_outage(scenario.stack, own_s3, OUTAGE_SECONDS)
     noticed = [b for b in scenario.beats.since("poller", went) if b.get("storeReachable") is False]
-    verdict = await scenario.finish(timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
     scenario.expect("S3 outages", len(scenario.stack.timeline.outages()), "==", 1)
     scenario.expect("heartbeats saying S3 is unreachable", len(noticed), ">=", 1)

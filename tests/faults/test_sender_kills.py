@@ -19,7 +19,7 @@ LEAD_SECONDS = 3.0
 AIMS = {"random": None, "mid-send": r"DRYRUN_SEND_DELAY_SECONDS: holding (\S+) for"}
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_sender_killed_mid_send_never_sends_twice_and_loses_nothing(
     open_scenario: OpenScenario,
 ) -> None:
@@ -42,7 +42,7 @@ async def test_sender_killed_mid_send_never_sends_twice_and_loses_nothing(
         confirm={"mid-send": still_claimed(scenario.nc)},
         wait_seconds=5,
     )
-    verdict = await scenario.finish(timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
     kills = scenario.stack.timeline.kills()
     mid_send = kills.get("sender:sigkill@mid-send", 0)
