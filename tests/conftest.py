@@ -48,14 +48,19 @@ def hypothesis_profile(env: dict[str, str] | os._Environ[str] = os.environ) -> s
 
 hypothesis_settings.load_profile(hypothesis_profile())
 
+pytest_plugins = ["tests.faults.figures"]  # the fault summaries, also under xdist
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--wasched-figures",
-        metavar="PATH",
-        default=None,
-        help="write the fault scenarios' asserted figures (JSON) here, for docs/reliability.md",
-    )
+FOLDER_ORDER = ("faults", "e2e", "integration", "unit")
+"""Longest files first: xdist hands out files in collection order, so the minute-long fault
+scenarios start at once and the short unit files fill the gaps at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = item.path.parts
+        return next((n for n, name in enumerate(FOLDER_ORDER) if name in parts), len(FOLDER_ORDER))
+
+    items.sort(key=rank)  # stable: the order within a folder is kept
 
 
 def docker_available() -> bool:

@@ -8,7 +8,6 @@ killed after the test. With pytest-xdist each scenario file runs on a worker of 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Generator
 from pathlib import Path
@@ -17,13 +16,13 @@ from typing import Protocol
 import pytest
 from nats.aio.client import Client as NATS
 
+from tests.faults.figures import SUMMARY_PROPERTY
 from tests.faults.scenario import SEED_ENV, Scenario, scenario_seed
 from tests.faults.stack import Heartbeats, Stack
 from tests.faults.summary import Summary
 from wasched.cli.servers import S3Server
 
 HERE = Path(__file__).parent
-SUMMARY_PROPERTY = "wasched_summary"
 _SEED = pytest.StashKey[int]()
 
 
@@ -105,32 +104,3 @@ async def open_scenario(
     yield factory
     for stack in made:
         stack.kill_all()
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collect summaries here and from xdist workers (their reports carry user_properties)."""
-    if report.when != "call":
-        return
-    for name, value in report.user_properties:
-        if name == SUMMARY_PROPERTY:
-            _collected.append(Summary.from_json(str(value)))
-
-
-_collected: list[Summary] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    config = terminalreporter.config
-    if hasattr(config, "workerinput") or not _collected:
-        return
-    summaries = sorted(_collected, key=lambda s: s.scenario)
-    terminalreporter.section("wasched fault scenarios")
-    for summary in summaries:
-        terminalreporter.line(summary.line())
-    data = [json.loads(s.to_json()) for s in summaries]
-    cache = getattr(config, "cache", None)
-    if cache is not None:
-        cache.set("wasched/faults", data)
-    if path := config.getoption("--wasched-figures"):
-        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        terminalreporter.line(f"figures written to {path}")

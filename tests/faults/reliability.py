@@ -46,34 +46,31 @@ def render(template: str, run: dict[str, str], summaries: list[Summary]) -> str:
     if failing:
         raise ValueError(f"figures of a failing run cannot be published: {failing}")
     made = (
-        f"Figures from `make reliability` on {run['date']} (commit {run['commit']}, "
+        f"Figures from a run of the fault scenarios (`make reliability`) on {run['date']} "
+        f"(commit {run['commit']}, "
         f"{run['machine']}); generated, do not edit: the prose is in "
         "docs/reliability.template.md. Replay a scenario with `WASCHED_TEST_SEED=<seed>`."
     )
     return template.replace(PLACEHOLDER, f"{made}\n\n{table(summaries)}")
 
 
-def run_info() -> dict[str, str]:
-    from datetime import UTC, datetime
-    from os import cpu_count, getloadavg
-
-    commit = subprocess.run(
+def commit() -> str:
+    found = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    return {
-        "date": datetime.now(UTC).date().isoformat(),
-        "commit": commit or "unknown",
-        "machine": f"{cpu_count()} cores, load average {getloadavg()[0]:.1f} at the end",
-    }
+    return found or "unknown"
 
 
 def main(argv: list[str]) -> int:
+    """`FIGURES.json OUT.md`: a new run's figures; `--render OUT.md`: the kept figures again
+    (after a change of the template's prose)."""
     if len(argv) != 2:
-        print("usage: python -m tests.faults.reliability FIGURES.json OUT.md", file=sys.stderr)
+        print("usage: python -m tests.faults.reliability FIGURES.json|--render OUT.md")
         return 2
-    scenarios = json.loads(Path(argv[0]).read_text())
-    data = {"run": run_info(), "scenarios": scenarios}
-    FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if argv[0] != "--render":
+        data = json.loads(Path(argv[0]).read_text())  # written by tests/faults/figures.py
+        data["run"]["commit"] = commit()
+        FIGURES.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     run, summaries = load(FIGURES)
     Path(argv[1]).write_text(render(TEMPLATE.read_text(), run, summaries))
     print(f"wrote {argv[1]} and {FIGURES.relative_to(ROOT)} ({len(summaries)} scenarios)")

@@ -96,6 +96,10 @@ class Scenario:
             self.must_send.update(m["id"] for m in messages)
         self.stack.doc.put(document(messages))
 
+    def sent_ids(self) -> set[str]:
+        """Ids recorded `sent` in the stored document now."""
+        return {m.get("id") for m in self.stack.doc.get()["messages"] if m.get("status") == "sent"}
+
     def expect(self, label: str, value: float, op: str, bound: float) -> bool:
         """Assert one figure (checked with the invariants at `assert_ok`) and record it."""
         figure = Figure(label, value, op, bound)

@@ -43,5 +43,14 @@ async def test_other_writers_changes_survive_and_are_honoured(
 
     for action in ACTIONS:
         scenario.expect(f"writer's {action}s", writer.actions[action], ">=", 2)
-    scenario.expect("messages sent", verdict.statuses["sent"], ">=", len(scenario.must_send))
+    must = scenario.must_send
+    scenario.expect(
+        f"of {len(must)} that must be sent, sent", len(must & scenario.sent_ids()), "==", len(must)
+    )
+    scenario.expect(
+        "cancelled by the writer, ended cancelled",
+        verdict.statuses["cancelled"],
+        ">=",
+        len(scenario.outcomes),
+    )
     scenario.assert_ok()
