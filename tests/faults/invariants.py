@@ -22,6 +22,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from tests.faults.interruptions import Claim, Kill, as_claims, as_kills, unexplained
 from tests.faults.outbox import Outbox
 from wasched.common.clock import parse_utc
 from wasched.common.document import TERMINAL
@@ -45,27 +46,6 @@ WASCHED_FIELDS = frozenset(
 """Fields wasched writes; every other field belongs to the writers and must survive."""
 
 EARLY_TOLERANCE_SECONDS = 0.05
-CLOCK_SLACK_SECONDS = 0.05
-"""A claim's time is the sender's clock, a kill's the test's: same host, a little slack."""
-DEFAULT_TARGET = "sender"
-ANY_TARGET = "*"
-"""A kill of every sender at once (a NATS outage cuts whatever send is in flight)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """When an id was claimed in the ledger, and by which process (the kill target's name)."""
-
-    at: float
-    holder: str = DEFAULT_TARGET
-
-
-@dataclass(frozen=True, slots=True)
-class Kill:
-    """A disruption that can cut a send in flight: SIGKILL of a sender, a NATS outage."""
-
-    at: float
-    target: str = DEFAULT_TARGET
 
 
 @dataclass
@@ -127,19 +107,11 @@ def check_run(
     _check_writers_fields(verdict, expected, by_id)
     _check_sent(verdict, checked, outbox)
     _check_timing(verdict, checked, outbox)
-    explained = _check_interrupted(verdict, by_id, _claims(claims), _kills(kills))
+    explained = _check_interrupted(verdict, by_id, as_claims(claims), as_kills(kills))
     unexplained = {i for i in must_send - raced if i in by_id and is_interrupted(by_id[i])}
     verdict.lost += len(unexplained - explained)
     _check_outcomes(verdict, by_id, outcomes)
     return verdict
-
-
-def _claims(claims: Mapping[str, float | Claim]) -> dict[str, Claim]:
-    return {i: c if isinstance(c, Claim) else Claim(float(c)) for i, c in claims.items()}
-
-
-def _kills(kills: Iterable[float | Kill]) -> list[Kill]:
-    return sorted((k if isinstance(k, Kill) else Kill(float(k)) for k in kills), key=lambda k: k.at)
 
 
 def _index(stored: list[Message], verdict: Verdict, repeated: frozenset[str]) -> dict[str, Message]:
@@ -283,45 +255,20 @@ def _check_timing(verdict: Verdict, by_id: dict[str, Message], outbox: Outbox) -
 
 
 def _check_interrupted(
-    verdict: Verdict,
-    by_id: dict[str, Message],
-    claims: dict[str, Claim],
-    kills: list[Kill],
+    verdict: Verdict, by_id: dict[str, Message], claims: dict[str, Claim], kills: list[Kill]
 ) -> set[str]:
-    """Each interrupted id is the last claim of its holder before the first kill after it."""
+    """Each interrupted id must be explained by its own kill; the ids that are."""
     explained: set[str] = set()
     for ident, message in sorted(by_id.items()):
         if not is_interrupted(message):
             continue
         verdict.interrupted += 1
-        claim = claims.get(ident)
-        if claim is None:
-            verdict.fail(f"{ident}: interrupted, but the ledger holds no claim for it")
-            continue
-        cut = _first_kill_after(claim, kills)
-        if cut is None:
-            verdict.fail(f"{ident}: interrupted, but no kill of {claim.holder} after its claim")
-            continue
-        later = [
-            other
-            for other, c in claims.items()
-            if other != ident and c.holder == claim.holder and claim.at < c.at < cut.at
-        ]
-        if later:
-            verdict.fail(
-                f"{ident}: interrupted, but {later[0]} was claimed after it and before the "
-                f"first kill of {cut.target} after its claim ({cut.at - claim.at:.3f}s later)"
-            )
-            continue
-        explained.add(ident)
+        problem = unexplained(ident, claims, kills)
+        if problem:
+            verdict.fail(f"{ident}: interrupted, but {problem}")
+        else:
+            explained.add(ident)
     return explained
-
-
-def _first_kill_after(claim: Claim, kills: list[Kill]) -> Kill | None:
-    for kill in kills:
-        if kill.target in (claim.holder, ANY_TARGET) and kill.at >= claim.at - CLOCK_SLACK_SECONDS:
-            return kill
-    return None
 
 
 def _check_outcomes(

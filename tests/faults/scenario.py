@@ -22,7 +22,8 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from tests.faults.invariants import ANY_TARGET, Claim, Kill, Verdict, check_run
+from tests.faults.interruptions import ANY_TARGET, Claim, Kill
+from tests.faults.invariants import Verdict, check_run
 from tests.faults.outbox import read_outbox
 from tests.faults.schedule import document
 from tests.faults.stack import Heartbeats, Stack, start_services, wait_settled
