@@ -136,6 +136,8 @@ class Scenario:
             known=frozenset(self.known),
             outcomes=self.outcomes,
         )
+        if self.expected and not self.must_send:
+            self.problems.append("the scenario names no message that must be sent")
         verdict.problems[:0] = self.problems
         self.problems = verdict.problems  # figures asserted after finish land in the verdict
         if not settled:

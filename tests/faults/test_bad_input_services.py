@@ -19,7 +19,7 @@ from tests.faults.outbox import read_outbox
 from tests.faults.schedule import document, make_message, make_schedule
 from tests.faults.stack import Heartbeats
 from wasched.common.clock import format_utc
-from wasched.common.events import CancelRequest, DueMessage, Event, SendRequest
+from wasched.common.events import CancelRequest, DueMessage, Event, ScheduleRequest, SendRequest
 from wasched.common.requests import NoAnswer, request
 from wasched.common.topology import (
     CANCEL,
@@ -186,6 +186,7 @@ async def test_junk_on_every_subject_does_not_stop_the_services(
     answers = await _ask_bad_requests(nc)
     sendable, without_id = _may_be_sent(payloads)
     scenario.raced = sendable  # valid due/send payloads are sent (at most once each)
+    scenario.known = _may_be_scheduled(payloads)  # the poller adds valid schedule requests
     scenario.foreign_prefixes = ("send-",)  # ids the sender gives send requests without one
     scenario.notes.append(f"{len(payloads) * len(INBOUND_SUBJECTS)} junk events published")
     verdict = await scenario.finish(timeout=120)
@@ -251,6 +252,17 @@ def _may_be_sent(payloads: list[bytes]) -> tuple[set[str], int]:
             else:
                 without_id += 1
     return ids, without_id
+
+
+def _may_be_scheduled(payloads: list[bytes]) -> set[str]:
+    """Ids of the payloads that are valid schedule requests (the poller may store them)."""
+    ids = set()
+    for payload in payloads:
+        try:
+            ids.add(ScheduleRequest.model_validate_json(payload).id)
+        except ValidationError:
+            continue
+    return ids
 
 
 def _uncounted(beats: Heartbeats) -> list[str]:
