@@ -55,5 +55,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         }
         out = {"run": run, "scenarios": data}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         terminalreporter.line(f"figures written to {path}")
