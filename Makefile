@@ -3,6 +3,10 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module (`make uv`).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+# Let Python cache compiled modules: with PYTHONDONTWRITEBYTECODE set (some machines and CI
+# images set it) every test process and service start recompiles every import from source,
+# which doubled the suite's CPU time.
+export PYTHONDONTWRITEBYTECODE :=
 # Tests run in parallel: each test file on one worker (a fault scenario file has its own
 # servers, prefix and directory). Most of the suite waits on servers, not the CPU, so
 # there are more workers than cores.
