@@ -180,14 +180,26 @@ class Heartbeats:
 async def wait_for_log(
     stack: Stack, name: str, pattern: str, timeout: float
 ) -> re.Match[str] | None:
-    """Wait until `pattern` occurs once more in the log of `name`; its match (None on timeout)."""
+    """Wait until `pattern` occurs in a line `name` logs from now on; its match (None on timeout).
+
+    Reads only what was appended since the last look (a busy service's log grows large).
+    """
     regex = re.compile(pattern)
-    seen = len(regex.findall(stack.procs[name].log()))
+    path = stack.procs[name].log_path
+    offset = path.stat().st_size if path.exists() else 0
+    partial = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list(regex.finditer(stack.procs[name].log()))
-        if len(found) > seen:
-            return found[seen]
+        if path.exists():
+            with path.open("rb") as log:
+                log.seek(offset)
+                chunk = log.read()
+            offset += len(chunk)
+            lines = (partial + chunk.decode(errors="replace")).split("\n")
+            partial = lines.pop()  # a line still being written
+            for line in lines:
+                if found := regex.search(line):
+                    return found
         await asyncio.sleep(0.02)
     return None
 

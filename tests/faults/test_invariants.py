@@ -225,19 +225,20 @@ def test_a_stored_id_nobody_wrote_is_caught() -> None:
 
 
 class _Log:
-    def __init__(self) -> None:
-        self.text = ""
+    def __init__(self, path: Path) -> None:
+        self.log_path = path
 
-    def log(self) -> str:
-        return self.text
+    def append(self, text: str) -> None:
+        with self.log_path.open("a") as log:
+            log.write(text)
 
 
 class _FakeStack:
     """What `kill_repeatedly` drives: kill/start by name, a log, a timeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
         self.timeline = stack_module.Timeline()
-        self.procs = {"sender": _Log()}
+        self.procs = {"sender": _Log(root / "sender.log")}
         self.starts = 0
 
     def kill(self, name: str, kind: str = "sigkill") -> stack_module.Disruption:
@@ -258,23 +259,23 @@ async def _kill(fake: _FakeStack, kills: int, **kwargs: Any) -> int:
     )
 
 
-async def test_kills_are_counted_not_timed() -> None:
-    fake = _FakeStack()
+async def test_kills_are_counted_not_timed(tmp_path: Path) -> None:
+    fake = _FakeStack(tmp_path)
     assert await _kill(fake, kills=4) == 4
     assert fake.timeline.kills() == {"sender:sigkill@random": 4}
 
 
-async def test_a_kill_aimed_at_a_send_that_never_came_is_not_mid_send() -> None:
-    fake = _FakeStack()
+async def test_a_kill_aimed_at_a_send_that_never_came_is_not_mid_send(tmp_path: Path) -> None:
+    fake = _FakeStack(tmp_path)
     aims = {"mid-send": r"holding (\S+)"}
     await _kill(fake, kills=1, aims=aims, wait_seconds=0.2)
     assert fake.timeline.kills() == {"sender:sigkill@random": 1}
 
 
-async def test_a_kill_aimed_at_a_send_that_had_finished_is_not_mid_send() -> None:
+async def test_a_kill_aimed_at_a_send_that_had_finished_is_not_mid_send(tmp_path: Path) -> None:
     """The log line came, but the send was over when the kill landed (the check says so)."""
-    fake = _FakeStack()
-    fake.procs["sender"].text = "holding a for 0.05s\n"
+    fake = _FakeStack(tmp_path)
+    fake.procs["sender"].append("holding a for 0.05s\n")
 
     async def in_flight(match: re.Match[str]) -> bool:
         assert match[1] == "b"
@@ -282,13 +283,33 @@ async def test_a_kill_aimed_at_a_send_that_had_finished_is_not_mid_send() -> Non
 
     async def log_soon() -> None:
         await asyncio.sleep(0.05)
-        fake.procs["sender"].text += "holding b for 0.05s\n"
+        fake.procs["sender"].append("holding b for 0.05s\n")
 
     logged = asyncio.create_task(log_soon())
     aims = {"mid-send": r"holding (\S+) for"}
     await _kill(fake, kills=1, aims=aims, confirm={"mid-send": in_flight}, wait_seconds=5)
     await logged
     assert fake.timeline.kills() == {"sender:sigkill@random": 1}
+
+
+async def test_a_kill_aimed_at_a_send_in_flight_is_mid_send(tmp_path: Path) -> None:
+    fake = _FakeStack(tmp_path)
+    fake.procs["sender"].append("holding a for 0.05s\n")
+
+    async def log_soon() -> None:
+        await asyncio.sleep(0.05)
+        fake.procs["sender"].append("holding b ")
+        await asyncio.sleep(0.05)
+        fake.procs["sender"].append("for 0.05s\n")  # a line written in two pieces
+
+    async def in_flight(match: re.Match[str]) -> bool:
+        return match[1] == "b"
+
+    logged = asyncio.create_task(log_soon())
+    aims = {"mid-send": r"holding (\S+) for"}
+    await _kill(fake, kills=1, aims=aims, confirm={"mid-send": in_flight}, wait_seconds=5)
+    await logged
+    assert fake.timeline.kills() == {"sender:sigkill@mid-send": 1}
 
 
 def test_the_seed_can_be_set_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
