@@ -12,15 +12,18 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import pytest
+from hypothesis import settings as hypothesis_settings
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from wasched.cli.servers import (
     NatsServer,
     S3Server,
+    Server,
     ensure_bucket,
     moto_server,
     nats_server,
@@ -29,6 +32,35 @@ from wasched.cli.servers import (
 from wasched.common.settings import Settings, load_settings
 
 TEST_BUCKET = "wasched-test"
+
+HYPOTHESIS_PROFILES = {"dev": 50, "ci": 200, "long": 2000}
+"""Examples per property: few while developing, more in CI (`CI` set), many in `make test-long`."""
+for _name, _examples in HYPOTHESIS_PROFILES.items():
+    hypothesis_settings.register_profile(_name, max_examples=_examples)
+
+
+def hypothesis_profile(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """`HYPOTHESIS_PROFILE` if set, else `ci` when the `CI` variable is true, else `dev`."""
+    if chosen := env.get("HYPOTHESIS_PROFILE"):
+        return chosen
+    return "ci" if env.get("CI", "").lower() not in {"", "0", "false", "no"} else "dev"
+
+
+hypothesis_settings.load_profile(hypothesis_profile())
+
+pytest_plugins = ["tests.faults.figures"]  # the fault summaries, also under xdist
+
+FOLDER_ORDER = ("faults", "e2e", "integration", "unit")
+"""Longest files first: xdist hands out files in collection order, so the minute-long fault
+scenarios start at once and the short unit files fill the gaps at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = item.path.parts
+        return next((n for n, name in enumerate(FOLDER_ORDER) if name in parts), len(FOLDER_ORDER))
+
+    items.sort(key=rank)  # stable: the order within a folder is kept
 
 
 def docker_available() -> bool:
@@ -48,6 +80,22 @@ def docker_available() -> bool:
         client.close()
 
 
+ServerT = TypeVar("ServerT", bound=Server)
+
+
+def test_server(server: ServerT) -> ServerT:
+    """A server that dies with the test process (Linux: SIGTERM when its starting thread ends).
+
+    Start it on the thread that lives as long as it should (the test's, not a worker thread):
+    a killed pytest, or xdist worker, then leaves no nats-server or weed behind.
+    """
+    server.die_with_parent = True
+    return server
+
+
+test_server.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")
@@ -56,7 +104,7 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def nats_server_proc(tmp_path: Path) -> Iterator[NatsServer]:
     """A fresh JetStream server for each test; stop/start it to simulate outages."""
-    server = nats_server(tmp_path / "nats").start()
+    server = test_server(nats_server(tmp_path / "nats")).start()
     yield server
     server.stop()
 
@@ -99,7 +147,8 @@ def _s3_via_docker() -> S3Server | None:
 
 @pytest.fixture(scope="session")
 def seaweed(session_dir: Path) -> Iterator[S3Server]:
-    server = seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET).start(timeout=60)
+    server = test_server(seaweed_server(session_dir / "seaweed", bucket=TEST_BUCKET))
+    server.start(timeout=60)
     ensure_bucket(server, TEST_BUCKET)
     yield server
     server.stop()
@@ -107,7 +156,7 @@ def seaweed(session_dir: Path) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def moto(session_dir: Path) -> Iterator[S3Server]:
-    server = _s3_via_docker() or moto_server(session_dir).start()
+    server = _s3_via_docker() or test_server(moto_server(session_dir)).start()
     ensure_bucket(server, TEST_BUCKET)
     yield server
     if hasattr(server, "container"):  # pragma: no cover - needs docker

@@ -22,7 +22,7 @@ import boto3
 
 from tests.support.waiting import eventually_sync
 from wasched.cli import stack
-from wasched.cli.servers import free_port
+from wasched.cli.servers import die_with_parent, free_port
 from wasched.common.clock import format_utc, parse_utc, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +88,7 @@ def test_make_run_schedules_sends_records_and_stops_cleanly(tmp_path: Path) -> N
         make = subprocess.Popen(
             ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # its own "terminal" group
+            preexec_fn=die_with_parent,  # and gone with a killed pytest
         )  # fmt: skip
     try:
         eventually_sync(

@@ -15,6 +15,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
+from tests.conftest import test_server
 from wasched.cli.servers import NatsServer, free_port, nats_server
 from wasched.common import topology
 
@@ -63,7 +64,7 @@ def make_cluster(root: Path) -> Cluster:
             "--routes",
             routes,
         ]
-        nodes[name] = nats_server(root / name / "store", extra=extra)
+        nodes[name] = test_server(nats_server(root / name / "store", extra=extra))
     return Cluster(nodes)
 
 

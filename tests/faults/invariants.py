@@ -1,12 +1,16 @@
-"""The two invariants every scenario ends with, and the evidence behind them.
+"""The invariants every scenario ends with, and the evidence behind them.
 
-1. Every message id appears at most once in the outbox (at most once), and
-   every outbox line is recorded honestly in the document (`sent`, or
-   `failed/interrupted` when a crash hit mid-send).
-2. Every message ends terminal in the stored document (no loss), and
-   `interrupted` failures occur only where a disruption really hit mid-send:
-   the id's ledger claim was made before a disruption, and each disruption
-   explains at most one interrupted id (the sender sends one at a time).
+1. At most once: every message id appears at most once in the outbox, and every
+   outbox line is recorded honestly in the document (`sent`, or
+   `failed/interrupted` when a kill hit that very send).
+2. No loss: every message the scenario says must be sent (`must_send`) ends
+   `sent`, or `failed/interrupted` explained by its own kill: the first kill after
+   its claim, with it the last claim before that kill (the sender sends one
+   message at a time, so a kill cuts at most the send it was doing). Every other
+   message ends terminal, as the scenario expects (`outcomes`).
+3. The document holds what the writers wrote: no id twice (unless the scenario
+   wrote the repeat), no deleted message back, no id nobody wrote, every
+   writer's field with its value.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from tests.faults.interruptions import Claim, Kill, as_claims, as_kills, unexplained
 from tests.faults.outbox import Outbox
 from wasched.common.clock import parse_utc
 from wasched.common.document import TERMINAL
@@ -41,8 +46,6 @@ WASCHED_FIELDS = frozenset(
 """Fields wasched writes; every other field belongs to the writers and must survive."""
 
 EARLY_TOLERANCE_SECONDS = 0.05
-IN_FLIGHT_SECONDS = 10.0
-"""A claim counts as hit by a disruption that starts at most this long after it."""
 
 
 @dataclass
@@ -74,38 +77,55 @@ def check_run(
     stored: list[Message],
     outbox: Outbox,
     *,
-    claims: dict[str, float] | None = None,
-    disruptions: Iterable[float] = (),
+    must_send: frozenset[str],
+    claims: Mapping[str, float | Claim] = MappingProxyType({}),
+    kills: Iterable[float | Kill] = (),
     allow_pending: frozenset[str] = frozenset(),
     never_sent: frozenset[str] = frozenset(),
+    deleted: frozenset[str] = frozenset(),
     raced: frozenset[str] = frozenset(),
+    repeated: frozenset[str] = frozenset(),
+    known: frozenset[str] = frozenset(),
     outcomes: Mapping[str, tuple[str, str | None]] = MappingProxyType({}),
 ) -> Verdict:
     """`expected`: the writers' final view by id; `stored`: the final document's messages.
 
+    `must_send`: ids that must end `sent` (or interrupted by their own kill); `claims`: every
+    ledger claim (id → time, or `Claim` with its holder); `kills`: the disruptions that can cut
+    a send. `deleted`: ids a writer removed (they must not come back); `repeated`: ids the
+    scenario itself wrote twice; `known`: further ids the scenario put in the document.
     `raced`: ids changed too close to their time to require either outcome (only the
     at-most-once check applies); `outcomes`: id → the (status, errorKind) it must end with.
     """
     verdict = Verdict()
-    by_id = _index(stored, verdict)
+    by_id = _index(stored, verdict, repeated)
     checked = {k: v for k, v in by_id.items() if k not in raced}
     _check_outbox(verdict, outbox, by_id, never_sent, raced)
     _check_terminal(verdict, expected, by_id, allow_pending)
+    _check_must_send(verdict, by_id, must_send - raced)
+    _check_membership(verdict, by_id, expected, deleted, raced, known | set(outcomes))
     _check_writers_fields(verdict, expected, by_id)
     _check_sent(verdict, checked, outbox)
     _check_timing(verdict, checked, outbox)
-    _check_interrupted(verdict, by_id, claims or {}, sorted(disruptions))
+    explained = _check_interrupted(verdict, by_id, as_claims(claims), as_kills(kills))
+    unexplained = {i for i in must_send - raced if i in by_id and is_interrupted(by_id[i])}
+    verdict.lost += len(unexplained - explained)
     _check_outcomes(verdict, by_id, outcomes)
     return verdict
 
 
-def _index(stored: list[Message], verdict: Verdict) -> dict[str, Message]:
+def _index(stored: list[Message], verdict: Verdict, repeated: frozenset[str]) -> dict[str, Message]:
     by_id: dict[str, Message] = {}
+    copies: Counter[str] = Counter()
     for message in stored:
         ident = message.get("id")
-        if isinstance(ident, str) and ident not in by_id:
-            by_id[ident] = message
+        if isinstance(ident, str):
+            copies[ident] += 1
+            by_id.setdefault(ident, message)
         verdict.statuses[str(message.get("status"))] += 1
+    for ident, count in copies.items():
+        if count > 1 and ident not in repeated:
+            verdict.fail(f"{ident}: {count} messages with id {ident!r} in the stored document")
     return by_id
 
 
@@ -151,6 +171,39 @@ def _check_terminal(
         elif message.get("status") not in TERMINAL and ident not in allow_pending:
             verdict.lost += 1
             verdict.fail(f"{ident}: still {message.get('status')!r}, not terminal")
+
+
+def _check_must_send(
+    verdict: Verdict, by_id: dict[str, Message], must_send: frozenset[str]
+) -> None:
+    """Sent, or interrupted (that one is judged by `_check_interrupted`); nothing else."""
+    for ident in sorted(must_send):
+        message = by_id.get(ident)
+        if message is None or message.get("status") not in TERMINAL:
+            continue  # already counted lost by _check_terminal, or allowed to stay pending
+        if message.get("status") == "sent" or is_interrupted(message):
+            continue
+        verdict.lost += 1
+        verdict.fail(
+            f"{ident}: must be sent, ended {message.get('status')}/{message.get('errorKind')}"
+            f" ({message.get('error')!r:.80})"
+        )
+
+
+def _check_membership(
+    verdict: Verdict,
+    by_id: dict[str, Message],
+    expected: dict[str, Message],
+    deleted: frozenset[str],
+    raced: frozenset[str],
+    known: set[str],
+) -> None:
+    """No deleted message back, no id that no writer (nor the scenario) put there."""
+    for ident in by_id:
+        if ident in deleted and ident not in raced:
+            verdict.fail(f"{ident}: deleted by a writer, but back in the stored document")
+        elif ident not in expected and ident not in known and ident not in deleted:
+            verdict.fail(f"{ident}: in the stored document, but no writer wrote it")
 
 
 def _check_writers_fields(
@@ -202,32 +255,20 @@ def _check_timing(verdict: Verdict, by_id: dict[str, Message], outbox: Outbox) -
 
 
 def _check_interrupted(
-    verdict: Verdict,
-    by_id: dict[str, Message],
-    claims: dict[str, float],
-    disruptions: list[float],
-) -> None:
-    used: set[float] = set()
-    for ident, message in sorted(by_id.items(), key=lambda item: claims.get(item[0], 0.0)):
+    verdict: Verdict, by_id: dict[str, Message], claims: dict[str, Claim], kills: list[Kill]
+) -> set[str]:
+    """Each interrupted id must be explained by its own kill; the ids that are."""
+    explained: set[str] = set()
+    for ident, message in sorted(by_id.items()):
         if not is_interrupted(message):
             continue
         verdict.interrupted += 1
-        claimed = claims.get(ident)
-        if claimed is None:
-            verdict.fail(f"{ident}: interrupted but the ledger holds no claim for it")
-            continue
-        after = [
-            t
-            for t in disruptions
-            if claimed - 0.05 <= t <= claimed + IN_FLIGHT_SECONDS and t not in used
-        ]
-        if not after:
-            verdict.fail(
-                f"{ident}: interrupted, but no crash within {IN_FLIGHT_SECONDS:.0f}s "
-                f"after its claim at {claimed:.3f}"
-            )
-            continue
-        used.add(after[0])
+        problem = unexplained(ident, claims, kills)
+        if problem:
+            verdict.fail(f"{ident}: interrupted, but {problem}")
+        else:
+            explained.add(ident)
+    return explained
 
 
 def _check_outcomes(

@@ -2,17 +2,17 @@
 
 Messages look like the existing writers' (web UI, API): recipients in several
 spellings, emoji and non-Latin text, fields wasched does not know, the same
-`scheduledTime` shared by bursts of messages.
+`scheduledTime` shared by bursts of messages. Everything, ids included, comes from
+the scenario's `rng`, so one seed replays one schedule.
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from wasched.common.clock import format_utc, utcnow
+from wasched.common.clock import format_utc
 
 Message = dict[str, Any]
 
@@ -37,7 +37,7 @@ def spellings(n: int) -> str:
 
 
 def make_message(index: int, due: datetime, rng: random.Random, tag: str = "m") -> Message:
-    ident = f"{tag}{index:04d}_{uuid.uuid4().hex[:8]}"
+    ident = f"{tag}{index:04d}_{rng.getrandbits(32):08x}"
     return {
         "id": ident,
         "to": spellings(rng.randrange(100)),
@@ -45,7 +45,7 @@ def make_message(index: int, due: datetime, rng: random.Random, tag: str = "m") 
         "message": f"{rng.choice(TEXTS)} #{ident}",
         "scheduledTime": format_utc(due),
         "status": "pending",
-        "createdAt": format_utc(utcnow() - timedelta(minutes=5)),
+        "createdAt": format_utc(due - timedelta(minutes=rng.randrange(5, 600))),
         "createdFrom": rng.choice(WRITERS),
         "sentAt": None,
         "error": None,

@@ -13,7 +13,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -117,10 +117,11 @@ class Stack:
             self.procs[name] = proc
         return proc.start()
 
-    def kill(self, name: str, kind: str = "sigkill") -> None:
+    def kill(self, name: str, kind: str = "sigkill") -> Disruption:
         self.assert_alive(name)
-        self.timeline.begin(name, kind)
+        event = self.timeline.begin(name, kind)
         self.procs[name].kill()
+        return event
 
     def alive(self, name: str) -> bool:
         proc = self.procs[name].process
@@ -181,16 +182,35 @@ class Heartbeats:
         return [details for at, details in self.seen.get(service, []) if at >= after]
 
 
-async def wait_for_log(stack: Stack, name: str, pattern: str, timeout: float) -> bool:
-    """Wait until `pattern` occurs once more in the log of `name` (False after `timeout`)."""
+async def wait_for_log(
+    stack: Stack, name: str, pattern: str, timeout: float
+) -> re.Match[str] | None:
+    """Wait until `pattern` occurs in a line `name` logs from now on; its match (None on timeout).
+
+    Reads only what was appended since the last look (a busy service's log grows large).
+    """
     regex = re.compile(pattern)
-    seen = len(regex.findall(stack.procs[name].log()))
+    path = stack.procs[name].log_path
+    offset = path.stat().st_size if path.exists() else 0
+    partial = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(regex.findall(stack.procs[name].log())) > seen:
-            return True
+        if path.exists():
+            with path.open("rb") as log:
+                log.seek(offset)
+                chunk = log.read()
+            offset += len(chunk)
+            lines = (partial + chunk.decode(errors="replace")).split("\n")
+            partial = lines.pop()  # a line still being written
+            for line in lines:
+                if found := regex.search(line):
+                    return found
         await asyncio.sleep(0.02)
-    return False
+    return None
+
+
+Confirm = Callable[[re.Match[str]], Awaitable[bool]]
+RANDOM = "random"
 
 
 async def kill_repeatedly(
@@ -198,31 +218,34 @@ async def kill_repeatedly(
     name: str,
     rng: random.Random,
     *,
-    until: float,
+    kills: int,
     gap: tuple[float, float],
-    limit: int,
     beats: Heartbeats | None = None,
-    aims: Mapping[str, str | None] = MappingProxyType({"random": None}),
+    aims: Mapping[str, str | None] = MappingProxyType({RANDOM: None}),
+    confirm: Mapping[str, Confirm] = MappingProxyType({}),
+    wait_seconds: float = 10.0,
 ) -> int:
-    """SIGKILL `name` and restart it, until wall time `until` or `limit` kills.
+    """SIGKILL `name` and restart it, exactly `kills` times (a count, never a deadline).
 
-    Each kill picks an aim (label → regex): None is a random moment (the random gap is the fault
-    injection itself); a regex kills the instant the service logs it once more
-    (e.g. right after an S3 write, before the NATS ack). After each restart we wait
-    for the new process's (active) heartbeat, so every kill hits a working process.
+    The kills are shared out evenly over the aims (label → regex), in an order drawn from
+    `rng`: None is a random moment (the random gap is the fault injection itself); a regex kills the instant the service logs it once more (e.g. right after
+    an S3 write, before the NATS ack). The aim's label is kept only when the aim was hit: the
+    log line came within `wait_seconds` and, where `confirm` has a check for the label, the
+    check (run on the dead process's state) says so; otherwise the kill counts as `random`.
+    After each restart we wait for the new process's (active) heartbeat, so every kill hits a
+    working process.
     """
-    kills = 0
-    while kills < limit:
-        pause = rng.uniform(*gap)
-        if time.time() + pause > until:
-            break
-        await asyncio.sleep(pause)
-        label = rng.choice(sorted(aims))
+    labels = (sorted(aims) * kills)[:kills]
+    rng.shuffle(labels)
+    for label in labels:
+        await asyncio.sleep(rng.uniform(*gap))
         pattern = aims[label]
-        if pattern is not None:
-            await wait_for_log(stack, name, pattern, timeout=10)
-        stack.kill(name, f"sigkill@{label}")
-        kills += 1
+        hit = await wait_for_log(stack, name, pattern, wait_seconds) if pattern else None
+        event = stack.kill(name, f"sigkill@{label}")
+        if pattern is not None and (
+            hit is None or (label in confirm and not await confirm[label](hit))
+        ):
+            event.kind = f"sigkill@{RANDOM}"
         restarted = time.time()
         stack.start(name)
         if beats is not None:

@@ -1,9 +1,34 @@
-"""One line of figures per scenario: what was done to the system and what came out."""
+"""One line of figures per scenario: what was done to the system and what came out.
+
+`figures` are the asserted ones (`Scenario.expect`): each is a value, an operator and
+the bound the test held it to. Only those go into docs/reliability.md.
+"""
 
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: float
+    op: str
+    bound: float
+
+    def holds(self) -> bool:
+        return OPS[self.op](self.value, self.bound)
+
+    def text(self) -> str:
+        value = f"{self.value:g}" if isinstance(self.value, int | float) else str(self.value)
+        if self.op == "==":
+            return f"{self.label} {value}"
+        return f"{self.label} {value} (asserted {self.op} {self.bound:g})"
 
 
 @dataclass
@@ -21,6 +46,7 @@ class Summary:
     max_late_seconds: float = 0.0
     outage_seconds: list[float] = field(default_factory=list)
     wall_seconds: float = 0.0
+    figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -38,3 +64,9 @@ class Summary:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
+        data: dict[str, Any] = json.loads(text)
+        data["figures"] = [Figure(**f) for f in data.get("figures", [])]
+        return cls(**data)

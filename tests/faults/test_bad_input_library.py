@@ -41,8 +41,7 @@ from wasched.common.events import (
 from wasched.common.messages import ErrorKind, MessageInvalid, ScheduledMessage, read_message
 from wasched.common.recipients import InvalidRecipient, mask, parse_recipient
 
-PROPERTY = settings(
-    max_examples=150,
+PROPERTY = settings(  # examples per property: the profile's (tests/conftest.py)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -11,58 +11,53 @@ from pathlib import Path
 import pytest
 
 from tests.faults.cluster import declare_replicated, running_cluster, stream_replicas
-from tests.faults.scenario import Scenario
+from tests.faults.conftest import OpenScenario
+from tests.faults.scenario import sized
 from tests.faults.schedule import make_schedule
-from tests.faults.stack import Heartbeats, Stack, start_services
-from tests.faults.summary import Summary
-from wasched.cli.servers import S3Server
 from wasched.common import topology
-from wasched.common.clock import utcnow
 
-MESSAGES = 200
-WINDOW_SECONDS = 25.0
+MESSAGES = sized(200, 800)
+WINDOW_SECONDS = sized(25, 100)
 REPLICAS = 3
+LEAD_SECONDS = 3.0
+KILL_AFTER_SECONDS = 8.0
+"""After the first message is due: sends are under way when the leader dies."""
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_cluster_carries_on_when_a_node_dies(
-    seaweed: S3Server,
-    prefix: str,
-    tmp_path: Path,
-    report: list[Summary],
-    stacks: list[Stack],
+    open_scenario: OpenScenario, tmp_path: Path
 ) -> None:
     with running_cluster(tmp_path / "cluster") as cluster:
         nc = await cluster.connect()
         try:
             js = nc.jetstream()
             await declare_replicated(js, REPLICAS)
-            stack = Stack(tmp_path / "run", seaweed, prefix, cluster.url)
-            stacks.append(stack)
-            scenario = Scenario(
-                "6 NATS cluster node killed", stack, report, crash_targets=("nats",)
+            scenario = await open_scenario(
+                "6 NATS cluster node killed", nats_url=cluster.url, nc=nc
             )
-            beats = Heartbeats()
-            await beats.attach(nc)
-            start = utcnow() + timedelta(seconds=8)
+            ready = await scenario.start("poller", "sender")
+            start = ready + timedelta(seconds=LEAD_SECONDS)
             scenario.seed_document(make_schedule(MESSAGES, start, WINDOW_SECONDS, scenario.rng))
-
-            await start_services(stack, beats, "poller", "sender")
             replicas, _ = await stream_replicas(js)
             # an R1 stream dies with its node: 138 of 200 messages stayed pending when tried
-            assert replicas == REPLICAS, (
-                f"stream {topology.STREAM} has {replicas} replica(s) after the services started "
-                f"(declared {REPLICAS}): their topology.declare(js) scaled it down"
+            scenario.expect(
+                f"replicas of stream {topology.STREAM} after start-up", replicas, "==", REPLICAS
             )
-            await asyncio.sleep(max(0.0, start.timestamp() - time.time() + 8))
+            await asyncio.sleep(max(0.0, start.timestamp() - time.time() + KILL_AFTER_SECONDS))
             _, leader = await stream_replicas(js)
             victim = leader or "n1"
-            stack.timeline.begin(f"nats-{victim}", "sigkill")
+            scenario.stack.timeline.begin(f"nats-{victim}", "sigkill")
             cluster.nodes[victim].kill()
             scenario.notes.append(f"killed {victim}, the stream leader; it stayed down")
-            verdict = await scenario.finish(js, timeout=120)
+            verdict = await scenario.finish(timeout=sized(120, 600))
+            scenario.expect("interrupted sends", verdict.interrupted, "<=", 1)
+            scenario.expect(
+                f"of {MESSAGES}, sent (all but the interrupted)",
+                verdict.statuses["sent"],
+                "==",
+                MESSAGES - verdict.interrupted,
+            )
+            scenario.assert_ok()
         finally:
             await nc.close()
-
-    verdict.assert_ok()
-    assert verdict.statuses["sent"] + verdict.interrupted == MESSAGES

@@ -1,58 +1,60 @@
-"""Scenario 1: SIGKILL the sender at random moments, many times, restarting it each time."""
+"""Scenario 1: SIGKILL the sender at random moments and mid-send, N times, restarting it each time."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 
-from tests.faults.scenario import Scenario
+from tests.faults.conftest import OpenScenario
+from tests.faults.scenario import sized, still_claimed
 from tests.faults.schedule import make_schedule
-from tests.faults.stack import Heartbeats, Stack, kill_repeatedly, start_services
-from tests.faults.summary import Summary
-from wasched.cli.servers import S3Server
-from wasched.common.clock import utcnow
+from tests.faults.stack import kill_repeatedly
 
-MESSAGES = 300
-WINDOW_SECONDS = 25.0
+MESSAGES = sized(300, 1200)
+WINDOW_SECONDS = sized(25, 100)
+KILLS = sized(8, 40)
+LEAD_SECONDS = 3.0
+"""The first message is due this long after the services are ready."""
+AIMS = {"random": None, "mid-send": r"DRYRUN_SEND_DELAY_SECONDS: holding (\S+) for"}
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_sender_killed_mid_send_never_sends_twice_and_loses_nothing(
-    nats_url: str,
-    nc: NATS,
-    js: JetStreamContext,
-    seaweed: S3Server,
-    prefix: str,
-    tmp_path: Path,
-    report: list[Summary],
-    stacks: list[Stack],
+    open_scenario: OpenScenario,
 ) -> None:
-    # each send is held 50 ms after its claim, so kills land between claim and outcome
-    stack = Stack(tmp_path, seaweed, prefix, nats_url, {"DRYRUN_SEND_DELAY_SECONDS": 0.05})
-    stacks.append(stack)
-    scenario = Scenario("1 sender SIGKILL", stack, report, crash_targets=("sender",))
-    beats = Heartbeats()
-    await beats.attach(nc)
-    start = utcnow() + timedelta(seconds=10)
+    # each send is held 50 ms after its outbox line, so kills land between hand-over and outcome
+    scenario = await open_scenario(
+        "1 sender SIGKILL", env={"DRYRUN_SEND_DELAY_SECONDS": 0.05}, crash_targets=("sender",)
+    )
+    ready = await scenario.start("poller", "sender")
+    start = ready + timedelta(seconds=LEAD_SECONDS)
     scenario.seed_document(make_schedule(MESSAGES, start, WINDOW_SECONDS, scenario.rng))
 
-    await start_services(stack, beats, "poller", "sender")
-    kills = await kill_repeatedly(
-        stack,
+    await kill_repeatedly(
+        scenario.stack,
         "sender",
         scenario.rng,
-        until=start.timestamp() + WINDOW_SECONDS + 3,
-        gap=(0.5, 3.0),
-        limit=25,
-        beats=beats,
-        aims={"random": None, "mid-send": r"DRYRUN_SEND_DELAY_SECONDS: holding"},
+        kills=KILLS,
+        gap=(0.3, 1.5),
+        beats=scenario.beats,
+        aims=AIMS,
+        confirm={"mid-send": still_claimed(scenario.nc)},
+        wait_seconds=5,
     )
-    verdict = await scenario.finish(js, timeout=120)
+    verdict = await scenario.finish(timeout=sized(120, 600))
 
-    verdict.assert_ok()
-    assert kills >= 5, f"only {kills} kills: the scenario proved little"
-    assert verdict.statuses["sent"] >= MESSAGES - kills
+    kills = scenario.stack.timeline.kills()
+    mid_send = kills.get("sender:sigkill@mid-send", 0)
+    scenario.expect("SIGKILLs of the sender", sum(kills.values()), "==", KILLS)
+    # a kill while a send is held cuts exactly that send: it must be reported interrupted
+    scenario.expect("kills that landed mid-send", mid_send, ">=", 1)
+    scenario.expect("interrupted sends", verdict.interrupted, ">=", mid_send)
+    scenario.expect("interrupted sends", verdict.interrupted, "<=", KILLS)
+    scenario.expect(
+        f"of {MESSAGES}, sent (all but the interrupted)",
+        verdict.statuses["sent"],
+        "==",
+        MESSAGES - verdict.interrupted,
+    )
+    scenario.assert_ok()

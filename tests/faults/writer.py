@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,14 +33,16 @@ class WebUiWriter:
     rng: random.Random
     expected: dict[str, Message]
     never_sent: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     raced: set[str] = field(default_factory=set)
     """Changed too close to their time to require either outcome."""
     actions: Counter[str] = field(default_factory=Counter)
     _added: int = 0
 
-    async def run(self, until: float, gap: tuple[float, float]) -> None:
-        while time.time() < until:
+    async def run(self, attempts: int, gap: tuple[float, float]) -> None:
+        """`attempts` changes, one every `gap` seconds (one finding nothing to change is none)."""
+        for _ in range(attempts):
             await asyncio.sleep(self.rng.uniform(*gap))  # the writer's own pace
             await asyncio.to_thread(self.act_once)
 
@@ -94,6 +95,7 @@ class WebUiWriter:
         messages.remove(message)
         self.expected.pop(message["id"], None)
         self.never_sent.add(message["id"])
+        self.deleted.add(message["id"])
         return message["id"], parse_utc(message["scheduledTime"])
 
     def _cancel(self, messages: list[Message], now: datetime) -> Change:

@@ -52,7 +52,7 @@ async def test_on_time_by_nats_and_late_edits_deletions_and_cancellations_are_ho
 ) -> None:
     """With a 60 s poll interval only the start-up poll happens: NATS fires the schedules,
     and each fire re-reads the document, so changes made 2 s before the time hold."""
-    when = at_offset(9)  # leaves the child process time to start on a busy machine
+    when = at_offset(15)  # leaves the child process time to start on a busy machine
     web = WebUi(seaweed, prefix)
     web.put([message(i, when) for i in ("on-time", "moved", "deleted", "cancelled")])
     watch = await Watch.start(nc, topology.DUE)

@@ -8,7 +8,7 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from tests.conftest import TEST_BUCKET
+from tests.conftest import TEST_BUCKET, test_server
 from tests.integration.test_poller_kit import (
     SENT_AT,
     Watch,
@@ -90,7 +90,7 @@ async def test_outcome_for_a_message_no_longer_in_the_document_is_acked(
 async def test_outcomes_wait_out_an_s3_outage_and_none_is_lost(
     prefix: str, nats_url: str, js: JetStreamContext, tmp_path: Path
 ) -> None:
-    server = seaweed_server(tmp_path / "s3", bucket=TEST_BUCKET, s3_port=free_port())
+    server = test_server(seaweed_server(tmp_path / "s3", bucket=TEST_BUCKET, s3_port=free_port()))
     server.start(timeout=60)
     try:
         ensure_bucket(server, TEST_BUCKET)

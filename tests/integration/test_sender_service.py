@@ -100,7 +100,9 @@ async def test_one_id_is_sent_once_however_often_it_arrives(
     config = (await js.stream_info(topology.STREAM)).config
     config.duplicate_window = 0.3
     await js.update_stream(config)
-    await eventually(lambda: publish_due(js, message), interval=0.2, what="due accepted again")
+    await eventually(
+        lambda: publish_due(js, message), timeout=30, interval=0.2, what="due accepted again"
+    )
 
     # and once on wasched.send, as another system would
     answer = await request(

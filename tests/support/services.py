@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.waiting import eventually_sync
+from wasched.cli.servers import die_with_parent
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed pytest leaves no service behind
         )
         log.close()
         return self
