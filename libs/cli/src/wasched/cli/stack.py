@@ -32,6 +32,7 @@ from wasched.cli.servers import (
     ServerError,
     die_with_parent,
     ensure_bucket,
+    ensure_document,
     nats_server,
     port_in_use,
     seaweed_server,
@@ -290,7 +291,10 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     return handle
 
 
-def start_servers(config: StackConfig, out: Output) -> tuple[NatsServer, S3Server]:
+def start_servers(
+    config: StackConfig, out: Output, document_key: str | None = None
+) -> tuple[NatsServer, S3Server]:
+    """NATS and S3, the bucket, and (given its key) the schedule of a first start."""
     (config.data_dir / "nats").mkdir(parents=True, exist_ok=True)
     nats = nats_server(config.data_dir / "nats", config.nats_port, config.nats_monitor_port)
     s3 = seaweed_server(config.data_dir / "s3", BUCKET, config.s3_port, ACCESS_KEY, SECRET_KEY)
@@ -302,6 +306,8 @@ def start_servers(config: StackConfig, out: Output) -> tuple[NatsServer, S3Serve
             started.append(server)
             out.line("stack", f"{server.name} ready (log {server.log_path})")
         ensure_bucket(s3, BUCKET)
+        if document_key is not None and ensure_document(s3, BUCKET, document_key):
+            out.line("stack", f"created an empty schedule at s3://{BUCKET}/{document_key}")
     except BaseException:
         stop_servers(started)
         raise
@@ -503,7 +509,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
     with lock:
         try:
-            servers = start_servers(config, out)
+            servers = start_servers(config, out, settings.document_key)
         except ServerError as exc:
             print(f"wasched-stack: {exc}", file=sys.stderr, flush=True)
             return 1

@@ -22,6 +22,10 @@ SCHED_PREFIX = "wasched.sched."
 SENDER_STATUS = "wasched.status.sender"
 HEARTBEAT_PREFIX = "wasched.heartbeat."
 PAIR_REQUEST = "wasched.pair"
+POLLER_TERM = "wasched.poller.term"
+"""One message per takeover (`Nats-TTL: never`): the active poller's term. Everything the
+poller publishes expects it as the subject's last sequence, so an old leader's publishes
+are refused by the server once a new leader has started its term."""
 
 REPLY_HEADER = "Wasched-Reply-To"
 """JetStream answers a request's reply subject with its PubAck, so callers that want
@@ -47,7 +51,17 @@ WA_ID_BUCKET = "wasched-waid"
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")
-STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, SEND, SCHEDULE, CANCEL, OUTCOME, RECEIPT]
+STREAM_SUBJECTS = [
+    DUE,
+    f"{SCHED_PREFIX}*",
+    FIRE,
+    SEND,
+    SCHEDULE,
+    CANCEL,
+    OUTCOME,
+    RECEIPT,
+    POLLER_TERM,
+]
 
 
 def heartbeat_subject(service: str) -> str:
@@ -70,6 +84,27 @@ def msg_id_header(kind: str, message_id: str) -> dict[str, str]:
     return {"Nats-Msg-Id": f"{kind}:{message_id}"}
 
 
+def due_msg_id(message_id: str, version: str | None, again: int = 0) -> str:
+    """`due:<id>:<version>`; a repeated hand-over of the same version gets `.<n>` so that the
+    duplicate window does not drop it (the earlier one may have been refused by a gate)."""
+    if version is None:
+        return f"due:{message_id}"
+    return f"due:{message_id}:{version}" + (f".{again}" if again else "")
+
+
+_DUE_ID = re.compile(r"due:(?P<id>.+):(?P<version>[0-9a-f]{16})(?:\.\d+)?")
+
+
+def parse_due_msg_id(msg_id: str) -> tuple[str, str | None] | None:
+    """(message id, version) of a `due:` Nats-Msg-Id; version None for pre-version ids."""
+    if not msg_id.startswith("due:"):
+        return None
+    found = _DUE_ID.fullmatch(msg_id)
+    if found:
+        return found["id"], found["version"]
+    return msg_id.removeprefix("due:"), None
+
+
 def stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=STREAM,
@@ -77,6 +112,7 @@ def stream_config(replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         allow_msg_schedules=True,
+        allow_msg_ttl=True,
         max_age=30 * 86400,
         num_replicas=replicas,
     )
