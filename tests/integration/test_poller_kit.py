@@ -150,7 +150,11 @@ async def start_poller(
     s3: S3Server, prefix: str, nats_url: str, tmp_path: Path, name: str = "poller", **env: object
 ) -> Poller:
     poller = Poller(poller_process(s3, prefix, nats_url, tmp_path, name, **env).start())
-    await poller.wait_log("active:")
+    try:
+        await poller.wait_log("active:")
+    except BaseException:
+        poller.kill()  # never leave a process behind a failed start
+        raise
     return poller
 
 

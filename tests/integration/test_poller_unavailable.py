@@ -24,7 +24,9 @@ from tests.integration.test_poller_kit import (
 from tests.support.waiting import eventually
 from wasched.cli.servers import S3Server
 from wasched.common import ledger, topology
+from wasched.common.events import Reply, ScheduleRequest
 from wasched.common.ledger import LedgerState
+from wasched.common.requests import request
 
 
 async def test_a_missing_or_empty_document_cancels_nothing_and_fires_wait_for_it(
@@ -90,3 +92,20 @@ async def test_a_message_a_stale_writer_dropped_and_restored_before_its_time_is_
     claim = await claim_as_sender(js, handed)
     assert claim.won, claim.entry  # the dropped-and-restored hand-over may be sent
     assert web.by_id()["soon"]["status"] == "pending"
+
+
+async def test_a_first_schedule_request_creates_the_missing_document(
+    moto: S3Server, prefix: str, nats_url: str, nc: NATS, tmp_path: Path
+) -> None:
+    web = WebUi(moto, prefix)
+    due = await Watch.start(nc, topology.DUE)
+    wanted = ScheduleRequest(
+        id="first", to="447957189696", message="hi", scheduled_time=at_offset(-1)
+    )
+    async with running_poller(moto, prefix, nats_url, tmp_path) as poller:
+        await poller.wait_log("does not exist")
+        assert await request(nc, topology.SCHEDULE, wanted, "schedule:first") == Reply(
+            ok=True, id="first"
+        )
+        await eventually(lambda: due.ids() == ["first"], 20, what="the first message sent")
+    assert [m["id"] for m in web.messages()] == ["first"]

@@ -91,7 +91,7 @@ SOON = timedelta(seconds=5)
         (msg(at=SOON), None, HANDED_OLD, Action.SCHEDULE, Gate.SUPERSEDE),
         (msg(at=timedelta(days=2)), None, HANDED_OLD, Action.WAIT, Gate.SUPERSEDE),
         (msg(to=""), None, HANDED_OLD, Action.REJECT, None),
-        (msg(), gate(V), HANDED_OLD, Action.DISPATCH, Gate.SUPERSEDE),
+        (msg(), gate(V), HANDED_OLD, Action.DISPATCH, None),  # the gate is in place already
         (msg(), gate(V), HANDED, Action.HOLD, None),
         (msg(), gate(V), REGATED, Action.DISPATCH, None),
         (msg(), gate(None), HANDED, Action.DISPATCH, Gate.SUPERSEDE),  # withdrawn, came back

@@ -36,13 +36,11 @@ _AT = "@at "
 
 
 @dataclass(frozen=True, slots=True)
-class Handed:
+class Handed(HandOver):
     """The last hand-over of an id, where it is in the stream, and every version handed."""
 
-    version: str | None
-    seq: int | None
-    versions: tuple[str | None, ...]
-    regated: bool = False
+    seq: int | None = None
+    versions: tuple[str | None, ...] = ()
 
 
 class Book:
@@ -54,12 +52,11 @@ class Book:
         self.dispatched: dict[str, Handed] = {}
 
     def handed(self) -> dict[str, HandOver]:
-        """What the plan needs to know of each hand-over."""
-        return {k: HandOver(h.version, h.regated) for k, h in self.dispatched.items()}
+        """A copy for the plan (which runs in a thread while outcomes change the book)."""
+        return dict(self.dispatched)
 
     def handed_one(self, message_id: str) -> HandOver | None:
-        found = self.dispatched.get(message_id)
-        return HandOver(found.version, found.regated) if found else None
+        return self.dispatched.get(message_id)
 
     async def rebuild(self) -> None:
         self.schedules = await self._scan_schedules()
@@ -82,7 +79,7 @@ class Book:
         ack = await self.fence.publish(
             self._due.publish(due.to_json(), headers=headers, timeout=PUBLISH_TIMEOUT)
         )
-        self.dispatched[due.id] = Handed(due.version, ack.seq, (*versions, due.version))
+        self.dispatched[due.id] = Handed(due.version, False, ack.seq, (*versions, due.version))
         if due.id in self.schedules:
             await self.unschedule(due.id)
         return not ack.duplicate
@@ -91,7 +88,7 @@ class Book:
         """A gate was moved for this id: its hand-over may have been refused meanwhile."""
         found = self.dispatched.get(message_id)
         if found is not None and not found.regated:
-            self.dispatched[message_id] = Handed(found.version, found.seq, found.versions, True)
+            self.dispatched[message_id] = Handed(found.version, True, found.seq, found.versions)
 
     async def schedule(self, due: DueMessage, at: datetime) -> None:
         """Create or replace the one schedule of this id (republishing replaces it)."""
@@ -154,7 +151,7 @@ class Book:
             ident, version = parsed
             before = found.get(ident)
             versions = (*before.versions, version) if before else (version,)
-            found[ident] = Handed(version, msg.metadata.sequence.stream, versions)
+            found[ident] = Handed(version, False, msg.metadata.sequence.stream, versions)
         return found
 
     async def _scan(self, subject: str, policy: DeliverPolicy) -> list[Msg]:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
-from wasched.common.clock import format_utc
 from wasched.common.document import Document, JsonObject
 from wasched.common.events import DueMessage, Outcome, Receipt
 from wasched.common.ledger import LedgerEntry, LedgerState, interrupted_outcome
@@ -29,14 +28,11 @@ from wasched.common.messages import (
     content_version,
     read_message,
 )
-from wasched.common.settings import Settings
 from wasched.poller.counts import Counts, Ignored, count, ignored
+from wasched.poller.limits import Limits, expiry_reason, settings_problem
 
-CLAIM_STALE = timedelta(minutes=10)
-"""A claim this old with no outcome means the sender died mid-send (WhatsApp's own timeout is 75 s)."""
-
-OVERDUE_AFTER = timedelta(seconds=60)
-"""A pending message this far past its time counts as overdue in the heartbeat."""
+__all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
+__all__ += ["expiry_reason", "plan", "settings_problem"]
 
 
 class Action(StrEnum):
@@ -69,33 +65,6 @@ class HandOver:
     """None: handed over by a poller older than versions (treated as some other version)."""
     regated: bool = False
     """A gate refused it for a while: the sender may have dropped it, so hand it over again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    horizon: timedelta
-    max_lateness: timedelta | None
-    claim_stale: timedelta = CLAIM_STALE
-    overdue_after: timedelta = OVERDUE_AFTER
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        lateness = settings.max_lateness_seconds
-        return cls(
-            horizon=timedelta(seconds=settings.schedule_horizon_seconds),
-            max_lateness=timedelta(seconds=lateness) if lateness > 0 else None,
-        )
-
-
-def settings_problem(settings: Settings) -> str | None:
-    """A horizon shorter than two polls would let a message due between polls go out late."""
-    horizon, interval = settings.schedule_horizon_seconds, settings.poll_interval_seconds
-    if horizon >= 2 * interval:
-        return None
-    return (
-        f"SCHEDULE_HORIZON_SECONDS={horizon:g} must be at least twice "
-        f"POLL_INTERVAL_SECONDS={interval:g}, or messages due between two polls go out late"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +148,14 @@ def decide(
             version=version,
         )
         return Step(key, Action.EXPIRE, message=msg, outcome=outcome, version=version, gate=gate)
-    blocked = entry is not None and entry.state is LedgerState.SUPERSEDED
-    blocked = blocked and entry is not None and not entry.allows(version)
+    gated = entry is not None and entry.state is LedgerState.SUPERSEDED
+    allowed = gated and entry is not None and entry.allows(version)
     if gate is None:
         live = handed is not None and handed.version == version and not handed.regated
-        if live and not blocked:
+        if live and (allowed or not gated):
             return Step(key, Action.HOLD, message=msg, version=version)
-        if blocked or (handed is not None and handed.version != version):
+        older = handed is not None and handed.version != version
+        if (gated and not allowed) or (older and not allowed):
             gate = Gate.SUPERSEDE
     return _when(key, msg, version, gate, scheduled_at, now, limits)
 
@@ -277,18 +247,6 @@ def plan(
     return result
 
 
-def expiry_reason(msg: ScheduledMessage, now: datetime, limits: Limits) -> str | None:
-    if msg.expires_at is not None and now > msg.expires_at:
-        return f"not sent: past its expiresAt ({format_utc(msg.expires_at)})"
-    if limits.max_lateness is not None and now - msg.scheduled_time > limits.max_lateness:
-        late = now - msg.scheduled_time
-        return (
-            f"not sent: {_span(late)} late, more than the "
-            f"{_span(limits.max_lateness)} allowed (MAX_LATENESS_SECONDS)"
-        )
-    return None
-
-
 _FIELD = {"delivered": "deliveredAt", "read": "readAt"}
 
 
@@ -313,13 +271,3 @@ def _failed(key: str, kind: ErrorKind, reason: str, now: datetime, version: str)
     return Outcome(
         id=key, status=Status.FAILED, at=now, error=reason, error_kind=kind, version=version
     )
-
-
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
-    parts += [f"{minutes} min" if minutes else "", f"{secs} s" if secs and not days else ""]
-    return " ".join(p for p in parts if p) or "0 s"
