@@ -12,13 +12,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from wasched.common.document import STATUSES, Document, JsonObject
 from wasched.common.messages import Status
-
-if TYPE_CHECKING:
-    from wasched.poller.plan import Step
 
 NO_STATUS = "no_status"
 UNKNOWN_STATUS = "unknown_status"
@@ -67,29 +63,21 @@ def ignored(position: int, key: str | None, raw: JsonObject) -> Ignored | None:
 
 def count(
     doc: Document,
-    steps: Iterable[Step],
+    waiting: Iterable[datetime],
+    invalid: int,
     found: Iterable[Ignored],
     now: datetime,
     overdue_after: timedelta,
 ) -> Counts:
-    """Heartbeat numbers: messages waiting on us or on the sender, and how late they are."""
-    from wasched.poller.plan import Action
-
-    steps = list(steps)
-    waiting = [
-        s.message.scheduled_time
-        for s in steps
-        if s.action in {Action.DISPATCH, Action.HOLD, Action.SCHEDULE}
-        and s.message is not None
-        and s.message.scheduled_time <= now
-    ]
+    """Heartbeat numbers: `waiting` are the times of messages due and with us, a schedule or
+    the sender; how late they are; what was rejected and what was left alone."""
     lateness = [(now - t).total_seconds() for t in waiting]
     return Counts(
         total=len(doc.messages),
         pending=sum(raw.get("status") == Status.PENDING for raw in doc.messages),
-        due=len(waiting),
+        due=len(lateness),
         overdue=sum(late > overdue_after.total_seconds() for late in lateness),
         oldest_overdue_seconds=round(max(lateness, default=0.0), 3),
-        invalid=sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in steps),
+        invalid=invalid,
         ignored=dict(Counter(i.reason for i in found)),
     )

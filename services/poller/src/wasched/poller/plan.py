@@ -149,13 +149,13 @@ def decide(
         )
         return Step(key, Action.EXPIRE, message=msg, outcome=outcome, version=version, gate=gate)
     gated = entry is not None and entry.state is LedgerState.SUPERSEDED
-    allowed = gated and entry is not None and entry.allows(version)
+    allowed = entry is not None and entry.allows(version)
     if gate is None:
         live = handed is not None and handed.version == version and not handed.regated
         if live and (allowed or not gated):
             return Step(key, Action.HOLD, message=msg, version=version)
         older = handed is not None and handed.version != version
-        if (gated and not allowed) or (older and not allowed):
+        if not allowed and (gated or older):  # something else could still be claimed
             gate = Gate.SUPERSEDE
     return _when(key, msg, version, gate, scheduled_at, now, limits)
 
@@ -243,11 +243,18 @@ def plan(
             result.steps.append(Step(key, Action.DROP))  # claimed or settled: its outcome flows
         elif entry is None or entry.version is not None:
             result.steps.append(Step(key, Action.WITHDRAW))
-    result.counts = count(doc, result.steps, result.ignored, now, limits.overdue_after)
+    waiting = [
+        s.message.scheduled_time
+        for s in result.steps
+        if s.action in _WITH_US and s.message is not None and s.message.scheduled_time <= now
+    ]
+    invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in result.steps)
+    result.counts = count(doc, waiting, invalid, result.ignored, now, limits.overdue_after)
     return result
 
 
 _FIELD = {"delivered": "deliveredAt", "read": "readAt"}
+_WITH_US = {Action.DISPATCH, Action.HOLD, Action.SCHEDULE}
 
 
 def _reopens(entry: LedgerEntry, version: str) -> bool:
