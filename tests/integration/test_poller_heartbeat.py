@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client as NATS
 
 from tests.conftest import service_env
@@ -43,6 +44,7 @@ def probe(nats_url: str) -> tuple[int, str]:
     return done.returncode, done.stdout.strip()
 
 
+@pytest.mark.timeout(300)
 async def test_the_container_probe_passes_at_every_check_with_the_default_poll_interval(
     moto: S3Server, prefix: str, nats_url: str, tmp_path: Path
 ) -> None:
@@ -87,7 +89,8 @@ async def test_a_standby_beats_every_few_seconds_too(
     for flag, seen in times.items():
         assert len(seen) >= 3, f"active={flag}: {len(seen)} heartbeats in 16 s"
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(seen)]
-        assert max(gaps) <= 6.5, f"active={flag}: gaps {gaps}"
+        # every 5 s; what the probe needs is a beat within its 12 s (a loaded machine adds)
+        assert max(gaps) <= 10, f"active={flag}: gaps {gaps}"
 
 
 async def test_messages_it_cannot_act_on_are_counted_by_reason_and_named_once(
