@@ -41,6 +41,7 @@ WASCHED_FIELDS = frozenset(
         "readAt",
         "attempts",
         "latenessSeconds",
+        "sentAs",
     }
 )
 """Fields wasched writes; every other field belongs to the writers and must survive."""
@@ -234,9 +235,10 @@ def _check_sent(verdict: Verdict, by_id: dict[str, Message], outbox: Outbox) -> 
             continue
         if not message.get("sentAt"):
             verdict.fail(f"{ident}: sent without sentAt")
-        if send.message != message.get("message"):
+        went = message.get("sentAs") or {}  # edited after the send began: what went out
+        if send.message != went.get("message", message.get("message")):
             verdict.fail(f"{ident}: sent text differs from the stored text")
-        jid = _jid(message.get("to"))
+        jid = _jid(went.get("to", message.get("to")))
         if jid is not None and send.jid != jid:
             verdict.fail(f"{ident}: sent to {send.jid}, stored recipient is {jid}")
 

@@ -18,6 +18,7 @@ from wasched.cli.servers import S3Server
 class DocumentClient:
     server: S3Server
     key: str
+    bucket: str = TEST_BUCKET
 
     def __post_init__(self) -> None:
         self._client = boto3.client(
@@ -34,9 +35,13 @@ class DocumentClient:
             ),
         )
 
+    @property
+    def client(self) -> Any:
+        return self._client
+
     def get_bytes(self) -> bytes | None:
         try:
-            response = self._client.get_object(Bucket=TEST_BUCKET, Key=self.key)
+            response = self._client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                 return None
@@ -56,7 +61,7 @@ class DocumentClient:
 
     def put_bytes(self, body: bytes) -> None:
         self._client.put_object(
-            Bucket=TEST_BUCKET, Key=self.key, Body=body, ContentType="application/json"
+            Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json"
         )
 
     def put(self, data: dict[str, Any]) -> None:

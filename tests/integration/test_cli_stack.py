@@ -61,17 +61,20 @@ async def test_a_second_start_reuses_nats_and_s3_data(tmp_path: Path) -> None:
     out = stack.Output(io.StringIO(), colour=False)
     key = "whatsapp/scheduled.json"
     seeds = []
+    mine = b'{"messages": [{"id": "x"}]}'
     for attempt in (1, 2):
-        nats_proc, s3 = stack.start_servers(config, out)
+        nats_proc, s3 = stack.start_servers(config, out, key)
         try:
             client = boto3.client(
                 "s3", endpoint_url=config.s3_endpoint, region_name="us-east-1",
                 aws_access_key_id=stack.ACCESS_KEY, aws_secret_access_key=stack.SECRET_KEY,
             )  # fmt: skip
-            if attempt == 1:
-                client.put_object(Bucket=stack.BUCKET, Key=key, Body=b'{"messages": []}')
             body = client.get_object(Bucket=stack.BUCKET, Key=key)["Body"].read()
-            assert body == b'{"messages": []}'
+            if attempt == 1:  # a first start creates the schedule the poller needs
+                assert body == b'{\n  "messages": []\n}\n'
+                client.put_object(Bucket=stack.BUCKET, Key=key, Body=mine)
+            else:  # and never writes over one that exists
+                assert body == mine
             admin = seed_path(config.secrets_dir, "admin")
             seeds.append(admin.read_bytes())
             assert await _publish_and_count(config.nats_url, admin, publish=attempt == 1) == 1
@@ -80,6 +83,7 @@ async def test_a_second_start_reuses_nats_and_s3_data(tmp_path: Path) -> None:
         assert not nats_proc.running and not s3.running
     assert "nats ready" in out.stream.getvalue()
     assert seeds[0] == seeds[1], "the NATS users are kept across starts"
+    assert out.stream.getvalue().count("created an empty schedule") == 1
 
 
 def _scripts(tmp_path: Path, **special: str) -> Callable[[str], list[str]]:

@@ -75,6 +75,9 @@ class WebUi:
     def put_bytes(self, body: bytes) -> None:
         self.client.put_object(Bucket=TEST_BUCKET, Key=self.key, Body=body)
 
+    def delete(self) -> None:
+        self.client.delete_object(Bucket=TEST_BUCKET, Key=self.key)
+
     def get_bytes(self) -> tuple[bytes, str]:
         got = self.client.get_object(Bucket=TEST_BUCKET, Key=self.key)
         return got["Body"].read(), got["ETag"]
@@ -147,7 +150,11 @@ async def start_poller(
     s3: S3Server, prefix: str, nats_url: str, tmp_path: Path, name: str = "poller", **env: object
 ) -> Poller:
     poller = Poller(poller_process(s3, prefix, nats_url, tmp_path, name, **env).start())
-    await poller.wait_log("active:")
+    try:
+        await poller.wait_log("active:")
+    except BaseException:
+        poller.kill()  # never leave a process behind a failed start
+        raise
     return poller
 
 
@@ -205,6 +212,39 @@ async def stream_messages(js: JetStreamContext, subject: str) -> list[Msg]:
         return await sub.fetch(pending, timeout=5) if pending else []
     finally:
         await sub.unsubscribe()
+
+
+def dues(watch: Watch, ident: str) -> list[tuple[DueMessage, dict[str, str]]]:
+    """The hand-overs of one id seen on wasched.due, with their headers, in order."""
+    found = []
+    for _, msg in watch.got:
+        due = DueMessage.model_validate_json(msg.data)
+        if due.id == ident:
+            found.append((due, dict(msg.headers or {})))
+    return found
+
+
+async def claim_as_sender(js: JetStreamContext, due: DueMessage) -> ledger.Claim:
+    """Play the sender's first step: claim exactly the version this hand-over carries."""
+    ledger_kv, _ = await topology.declare(js)
+    return await ledger.claim(
+        ledger_kv, due.id, jid=f"{PHONE}@s.whatsapp.net", version=due.version, holder="test"
+    )
+
+
+async def settle_sent(js: JetStreamContext, due: DueMessage, claim: ledger.Claim) -> Outcome:
+    """Play the sender's last step for a claim it won: record `sent`, publish the outcome."""
+    ledger_kv, _ = await topology.declare(js)
+    outcome = Outcome(
+        id=due.id,
+        status=Status.SENT,
+        sent_at=SENT_AT,
+        wa_message_id=f"WA-{due.id}",
+        version=due.version,
+    )
+    await ledger.settle(ledger_kv, due.id, LedgerEntry.from_outcome(outcome), claim.revision)
+    await publish(js, topology.OUTCOME, outcome, f"outcome:{due.id}:sent")
+    return outcome
 
 
 async def publish(js: JetStreamContext, subject: str, event: Event, msg_id: str) -> None:

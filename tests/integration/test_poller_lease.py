@@ -28,7 +28,8 @@ async def test_only_one_poller_dispatches_and_killing_it_hands_over(
     seaweed: S3Server, prefix: str, nats_url: str, nc: NATS, js: JetStreamContext, tmp_path: Path
 ) -> None:
     web = WebUi(seaweed, prefix)
-    web.put([message("before", at_offset(-5))])
+    before = message("before", at_offset(-5))
+    web.put([before])
     due = await Watch.start(nc, topology.DUE)
     beats = await Watch.start(nc, topology.heartbeat_subject("poller"))
     first = await start_poller(seaweed, prefix, nats_url, tmp_path, "first")
@@ -43,7 +44,7 @@ async def test_only_one_poller_dispatches_and_killing_it_hands_over(
         )
         first.kill()
         killed = time.monotonic()
-        web.put([message("before", at_offset(-5)), message("after", at_offset(-1))])
+        web.put([before, message("after", at_offset(-1))])
         await second.wait_log("took over from", timeout=30)
         took_over = time.monotonic() - killed
         await eventually(lambda: sorted(due.ids()) == ["after", "before"], 10)

@@ -67,11 +67,12 @@ async def test_keeps_working_across_a_nats_restart(
     tmp_path: Path,
 ) -> None:
     web = WebUi(moto, prefix)
-    web.put([message("before", at_offset(-1))])
+    before = message("before", at_offset(-1))
+    web.put([before])
     async with running_poller(moto, prefix, nats_url, tmp_path) as poller:
         await eventually(lambda: stored_due(js), 10, what="first dispatch")
         nats_server_proc.stop()
-        web.put([message("before", at_offset(-1)), message("after", at_offset(-1))])
+        web.put([before, message("after", at_offset(-1))])
         await poller.wait_log("lost the connection to NATS")
         nats_server_proc.start()
         ids = await eventually(lambda: _due_ids(js), 30, what="dispatch after NATS came back")

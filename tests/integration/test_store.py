@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from tests.conftest import TEST_BUCKET, make_settings
-from tests.support.s3proxy import B2LikeProxy
-from wasched.cli.servers import S3Server, free_port
+from tests.support.s3proxy import B2LikeProxy, S3Proxy
+from wasched.cli.servers import S3Server, ensure_bucket, free_port
 from wasched.common.document import Document, DocumentError, Patch, apply_patches
 from wasched.common.settings import load_settings
 from wasched.common.store import ScheduleStore, StoreAuthError, StoreUnavailable, open_store
@@ -64,10 +64,30 @@ def mark_sent(key: str):
     return mutate
 
 
-async def test_missing_object_is_an_empty_schedule(store: ScheduleStore) -> None:
-    snap = await store.load()
-    assert snap.doc.messages == []
-    assert not snap.exists
+async def test_missing_or_empty_object_is_an_unavailable_schedule_not_an_empty_one(
+    store: ScheduleStore, s3: S3Server
+) -> None:
+    with pytest.raises(DocumentError, match="does not exist"):
+        await store.load()
+    with pytest.raises(DocumentError, match="does not exist"):
+        await store.update(mark_sent("a"))
+    put_raw(s3, store.key, b"")
+    with pytest.raises(DocumentError, match="is empty"):
+        await store.load()
+    with pytest.raises(DocumentError, match="is empty"):
+        await store.update(mark_sent("a"))
+    assert get_raw(s3, store.key) == b""  # nothing written over it
+
+
+async def test_a_first_install_creates_the_document_only_where_there_is_none(
+    store: ScheduleStore, s3: S3Server
+) -> None:
+    def add(doc: Document) -> bool:
+        doc.messages.append({"id": "first", "status": "pending"})
+        return True
+
+    await store.update(add, create=True)
+    assert [m["id"] for m in json.loads(get_raw(s3, store.key))["messages"]] == ["first"]
 
 
 async def test_unchanged_object_costs_no_body(store: ScheduleStore, s3: S3Server) -> None:
@@ -155,7 +175,7 @@ async def test_corrupt_document_is_never_overwritten(
     assert get_raw(s3, store.key) == body
 
 
-async def test_creating_the_document_does_not_clobber_a_concurrent_create(
+async def test_creating_the_document_does_not_clobber_one_that_reappeared(
     store: ScheduleStore, s3: S3Server
 ) -> None:
     created = False
@@ -168,7 +188,7 @@ async def test_creating_the_document_does_not_clobber_a_concurrent_create(
         doc.messages.append({"id": "ours", "status": "pending"})
         return True
 
-    await store.update(mutate)
+    await store.update(mutate, create=True)
     ids = [m["id"] for m in json.loads(get_raw(s3, store.key))["messages"]]
     assert sorted(ids) == ["from-web-ui", "ours"]
 
@@ -201,3 +221,101 @@ async def test_unreachable_store_is_retryable(prefix: str, s3: S3Server) -> None
     async with open_store(settings) as store:
         with pytest.raises(StoreUnavailable, match="S3 unreachable"):
             await store.load()
+
+
+VERSIONED_BUCKET = "wasched-versioned"
+
+
+@pytest.fixture
+def versioned(s3: S3Server) -> str:
+    """A bucket that keeps every version of an object, as B2 does by default."""
+    ensure_bucket(s3, VERSIONED_BUCKET)
+    raw_client(s3).put_bucket_versioning(
+        Bucket=VERSIONED_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    return VERSIONED_BUCKET
+
+
+def merge_settings(s3: S3Server, prefix: str, endpoint: str, bucket: str = TEST_BUCKET):
+    return make_settings(s3, prefix).model_copy(
+        update={"s3_endpoint": endpoint, "s3_bucket": bucket}
+    )
+
+
+async def test_merge_mode_looks_again_right_before_its_put(s3: S3Server, prefix: str) -> None:
+    with B2LikeProxy(s3.endpoint) as proxy:
+        async with open_store(merge_settings(s3, prefix, proxy.endpoint)) as store:
+            await store.detect_conditional_writes()
+            put_raw(s3, store.key, doc_bytes("a"))
+            raced = False
+
+            def mutate(doc: Document) -> bool:
+                nonlocal raced
+                if not raced:  # the web UI saves while we work on our copy
+                    raced = True
+                    put_raw(s3, store.key, doc_bytes("a", "from-web-ui"))
+                return bool(apply_patches(doc, [Patch("a", {"status": "sent"})]))
+
+            await store.update(mutate)
+    stored = json.loads(get_raw(s3, store.key))
+    assert {m["id"]: m["status"] for m in stored["messages"]} == {
+        "a": "sent",
+        "from-web-ui": "pending",
+    }
+
+
+async def test_an_edit_our_blind_put_overwrote_comes_back_from_the_object_versions(
+    s3: S3Server, prefix: str, versioned: str
+) -> None:
+    key = f"{prefix}scheduled.json"
+    client = raw_client(s3)
+    client.put_object(Bucket=versioned, Key=key, Body=doc_bytes("a", "b"))
+    with B2LikeProxy(s3.endpoint) as proxy:
+        landed: list[str] = []
+
+        def other_writer(path: str) -> None:  # lands after our last look, before our PUT
+            if not landed and path.endswith("scheduled.json"):
+                data = json.loads(client.get_object(Bucket=versioned, Key=key)["Body"].read())
+                data["messages"][1]["message"] = "edited by the web UI"
+                data["messages"].append({"id": "added-by-ui", "status": "pending"})
+                client.put_object(Bucket=versioned, Key=key, Body=json.dumps(data).encode())
+                landed.append(path)
+
+        proxy.before_put = other_writer
+        settings = merge_settings(s3, prefix, proxy.endpoint, versioned)
+        async with open_store(settings) as store:
+            await store.detect_conditional_writes()
+            assert store.versioning is True
+            await store.update(mark_sent("a"))
+            assert landed
+            assert store.stats.repairs == 1
+    stored = {
+        m["id"]: m
+        for m in json.loads(client.get_object(Bucket=versioned, Key=key)["Body"].read())["messages"]
+    }
+    assert stored["a"]["status"] == "sent"
+    assert stored["b"]["message"] == "edited by the web UI"
+    assert "added-by-ui" in stored
+
+
+async def test_merge_mode_without_object_versions_says_what_it_risks(
+    s3: S3Server, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with B2LikeProxy(s3.endpoint) as proxy:
+        async with open_store(merge_settings(s3, prefix, proxy.endpoint)) as store:
+            with caplog.at_level("WARNING", logger="wasched.store"):
+                await store.detect_conditional_writes()
+    assert store.versioning is False
+    warned = [r.getMessage() for r in caplog.records if "versioning" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "can be lost" in warned[0] and "Enable versioning" in warned[0]
+
+
+async def test_a_store_that_ignores_if_match_is_used_in_merge_mode(
+    s3: S3Server, prefix: str
+) -> None:
+    with S3Proxy(s3.endpoint, ignore_conditional_put=(s3.access_key, s3.secret_key)) as proxy:
+        async with open_store(merge_settings(s3, prefix, proxy.endpoint)) as store:
+            assert await store.detect_conditional_writes() is False
+            assert store.mode == "merge"
+        assert proxy.ignored >= 1

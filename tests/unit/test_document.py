@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 from wasched.common.document import (
+    Document,
     DocumentError,
     Patch,
     apply_patches,
     parse_document,
+    reapply,
     render_document,
 )
 
@@ -87,9 +89,11 @@ def test_repeated_ids_get_distinct_keys() -> None:
     assert doc.messages[2]["status"] == "failed"
 
 
-def test_empty_object_is_an_empty_schedule() -> None:
-    assert parse_document(b"").messages == []
-    assert parse_document(b"  \n").messages == []
+@pytest.mark.parametrize("body", [b"", b"  \n"])
+def test_an_empty_object_is_not_a_schedule(body: bytes) -> None:
+    """An empty object is a broken or half-finished write, never "no messages"."""
+    with pytest.raises(DocumentError, match="is empty"):
+        parse_document(body)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +119,112 @@ def test_not_a_schedule_raises_a_specific_error(body: bytes, says: str) -> None:
 def test_render_keeps_unicode_readable() -> None:
     doc = parse_document('{"messages": [{"id": "x", "message": "Happy Birthday! 🎂"}]}'.encode())
     assert "🎂".encode() in render_document(doc)
+
+
+def strict(body: bytes) -> object:
+    def refuse(name: str) -> object:
+        raise AssertionError(f"not strict JSON: {name}")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1e400",
+        "-1e400",
+        "0.1000000000000000055511151231257827",
+        "123456789012345678901234567890",
+        "1E5",
+        "1e21",
+        "1.50",
+        "-0",
+        "-0.0",
+        "2.5",
+        "7",
+    ],
+)
+def test_numbers_are_written_back_exactly_as_read(number: str) -> None:
+    body = f'{{"messages": [{{"id": "a", "n": {number}, "l": [{number}]}}], "x": {number}}}'
+    written = render_document(parse_document(body.encode()))
+    strict(written)
+    assert written.decode().count(number) == 3, written
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{\n  "messages": [\n    {\n      "id": "a"\n    }\n  ]\n}',
+        '{\n  "messages": [\n    {\n      "id": "a"\n    }\n  ]\n}\n',
+        '{\n    "messages": [\n        {\n            "id": "a",\n            "e": []\n        }\n    ]\n}',
+        '{\n\t"messages": [\n\t\t{\n\t\t\t"id": "a",\n\t\t\t"o": {}\n\t\t}\n\t]\n}',
+        '{"messages":[{"id":"a","n":[1,2]}],"v":1}',
+        '{"messages": [{"id": "a", "n": [1, 2]}], "v": 1}',
+    ],
+    ids=["two-spaces", "trailing-newline", "four-spaces", "tabs", "compact", "python-compact"],
+)
+def test_layout_is_kept(text: str) -> None:
+    assert render_document(parse_document(text.encode())).decode() == text
+
+
+def test_lone_surrogates_stay_escaped_and_other_text_stays_readable() -> None:
+    body = '{"messages": [{"id": "a", "message": "half \\ud83d and 🎂 and \\u00e9"}]}'
+    written = render_document(parse_document(body.encode()))
+    assert "half \\ud83d and 🎂 and é" in written.decode()
+
+
+def doc(*messages: dict, **extra: object) -> Document:
+    return Document(messages=[dict(m) for m in messages], extra=dict(extra))
+
+
+BASE = doc({"id": "a", "status": "pending", "message": "hi"}, {"id": "b", "status": "pending"})
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours", "merged"),
+    [
+        (  # they edited a field, we wrote an outcome on another message
+            doc(
+                {"id": "a", "status": "pending", "message": "edited"},
+                {"id": "b", "status": "pending"},
+            ),
+            doc({"id": "a", "status": "pending", "message": "hi"}, {"id": "b", "status": "sent"}),
+            doc(
+                {"id": "a", "status": "pending", "message": "edited"}, {"id": "b", "status": "sent"}
+            ),
+        ),
+        (  # they added one, after a
+            doc(BASE.messages[0], {"id": "new"}, BASE.messages[1]),
+            doc({"id": "a", "status": "sent", "message": "hi"}, BASE.messages[1]),
+            doc({"id": "a", "status": "sent", "message": "hi"}, {"id": "new"}, BASE.messages[1]),
+        ),
+        (  # they deleted one we did not touch
+            doc(BASE.messages[1]),
+            doc(BASE.messages[0], {"id": "b", "status": "sent"}),
+            doc({"id": "b", "status": "sent"}),
+        ),
+        (  # both set the status: ours (what the ledger says happened) stands
+            doc({"id": "a", "status": "cancelled", "message": "hi"}, BASE.messages[1]),
+            doc({"id": "a", "status": "sent", "message": "hi"}, BASE.messages[1]),
+            doc({"id": "a", "status": "sent", "message": "hi"}, BASE.messages[1]),
+        ),
+        (  # they removed a field and set a top-level one
+            doc({"id": "a", "status": "pending"}, BASE.messages[1], v=2),
+            doc(*BASE.messages),
+            doc({"id": "a", "status": "pending"}, BASE.messages[1], v=2),
+        ),
+        (  # they changed nothing
+            doc(*BASE.messages),
+            doc({"id": "a", "status": "sent", "message": "hi"}, BASE.messages[1]),
+            doc({"id": "a", "status": "sent", "message": "hi"}, BASE.messages[1]),
+        ),
+    ],
+    ids=["edit", "add", "delete", "status-conflict", "remove-field", "nothing"],
+)
+def test_reapply_puts_an_overwritten_writers_changes_back(
+    theirs: Document, ours: Document, merged: Document
+) -> None:
+    head = copy.deepcopy(ours)
+    changed = reapply(copy.deepcopy(BASE), theirs, head)
+    assert (head.messages, head.extra) == (merged.messages, merged.extra)
+    assert changed == ((ours.messages, ours.extra) != (merged.messages, merged.extra))

@@ -10,6 +10,7 @@ import pytest
 from wasched.common.events import Heartbeat, SenderStatus
 from wasched.common.settings import Settings, load_settings
 from wasched.health.checks import (
+    DOCUMENT,
     OVERDUE,
     POLLER,
     SENDER,
@@ -48,7 +49,7 @@ def sender(age: float, state: str = "connected", **extra: Any) -> Seen[SenderSta
 CASES = [
     # id, poller, sender, failing checks, words in the failing detail
     ("all fresh and fine", poller(2), sender(1), set(), ""),
-    ("poller never heard", None, sender(1), {POLLER, OVERDUE, STORE}, "no heartbeat"),
+    ("poller never heard", None, sender(1), {POLLER, OVERDUE, STORE, DOCUMENT}, "no heartbeat"),
     ("poller just inside 3 intervals", poller(179), sender(1), set(), ""),
     ("poller silent past 3 intervals", poller(181), sender(1), {POLLER}, "181s ago"),
     ("sender never heard", poller(1), None, {SENDER}, "no status"),
@@ -86,6 +87,28 @@ CASES = [
         "EndpointConnectionError",
     ),
     ("store not reported", poller(1, storeReachable=None), sender(1), {STORE}, "unreachable"),
+    (
+        "schedule unavailable for a moment",
+        poller(
+            1,
+            documentProblem="s3://b/k does not exist",
+            documentProblemSince="2025-12-24T09:58:00.000Z",
+        ),
+        sender(1),
+        set(),
+        "",
+    ),
+    (
+        "schedule unavailable too long",
+        poller(
+            1,
+            documentProblem="s3://b/k does not exist",
+            documentProblemSince="2025-12-24T09:56:00.000Z",
+        ),
+        sender(1),
+        {DOCUMENT},
+        "unavailable for 240s (limit 180s): s3://b/k does not exist",
+    ),
 ]
 
 
@@ -101,7 +124,7 @@ def test_checks(
     words: str,
 ) -> None:
     results = evaluate(poller_seen, sender_seen, NOW, settings())
-    assert [r.name for r in results] == [POLLER, SENDER, OVERDUE, STORE]
+    assert [r.name for r in results] == [POLLER, SENDER, OVERDUE, STORE, DOCUMENT]
     assert {r.name for r in results if not r.ok} == failing
     assert healthy(results) is (not failing)
     if words:

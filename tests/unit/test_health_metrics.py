@@ -126,6 +126,14 @@ def test_poller_heartbeat_becomes_gauges(monitor: Monitor) -> None:
     assert value(scrape(monitor), "wasched_store_conditional_writes") == 0
 
 
+def test_ignored_messages_are_a_gauge_by_reason(monitor: Monitor) -> None:
+    monitor.on_heartbeat(poller_beat(ignored={"unknown_status": 2, "no_status": 1}))
+    s = scrape(monitor)
+    assert value(s, "wasched_messages_ignored", reason="unknown_status") == 2
+    assert value(s, "wasched_messages_ignored", reason="no_status") == 1
+    assert value(s, "wasched_messages_ignored", reason="bad_id") == 0
+
+
 def test_a_poll_cycle_is_observed_once_however_often_it_heartbeats(
     monitor: Monitor, clock: Clock
 ) -> None:

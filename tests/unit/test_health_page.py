@@ -141,3 +141,21 @@ def test_text_from_events_is_escaped() -> None:
 )
 def test_scrub_masks_phone_numbers_in_free_text(text: str, expected: str) -> None:
     assert scrub(text) == expected
+
+
+def test_messages_the_poller_ignores_are_shown_by_reason() -> None:
+    state = state_with(SenderStatus(state="connected"))
+    state.on_heartbeat(
+        Heartbeat(
+            service="poller",
+            details={
+                "pending": 7,
+                "overdue": 0,
+                "storeReachable": True,
+                "ignored": {"unknown_status": 2},
+            },
+        ),
+        NOW - timedelta(seconds=1),
+    )
+    html = render(state)
+    assert "ignored" in html and "2 (unknown status: 2)" in html

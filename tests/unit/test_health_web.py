@@ -67,12 +67,13 @@ async def test_ping_health_metrics_and_page_without_token(
         "sender_state",
         "overdue_messages",
         "store_reachable",
+        "schedule_document",
     ]
     monitor.on_heartbeat(Heartbeat(service="poller", details=GOOD_POLLER))
     monitor.on_status(SenderStatus(state="connected", transport="dryrun"))
     well = await client.get("/health")
     assert well.status_code == 200, well.json()
-    assert well.json()["status"] == "ok" and len(well.json()["checks"]) == 4
+    assert well.json()["status"] == "ok" and len(well.json()["checks"]) == 5
     metrics = await client.get("/metrics")
     assert "wasched_whatsapp_connected 1.0" in metrics.text
     page = await client.get("/")

@@ -151,3 +151,52 @@ def test_only_what_the_ledger_backs_is_written(
         assert found.kind == expected
     else:
         assert found is not None and found.status.value == expected
+
+
+def test_vouch_fills_in_the_version_the_ledger_knows() -> None:
+    claimed = LedgerEntry(state=LedgerState.SENT, version="0123456789abcdef")
+    found = vouch(sent(), claimed)
+    assert isinstance(found, Outcome) and found.version == "0123456789abcdef"
+    gate = LedgerEntry(state=LedgerState.SUPERSEDED, version=None)
+    assert vouch(sent(), gate) is None  # a gate records no outcome: nothing to write
+
+
+OLD = "0123456789abcdef"
+WHAT_WENT = {
+    "version": OLD,
+    "to": "447957189696",
+    "message": "Happy Birthday!",
+    "scheduledTime": "2025-12-24T10:00:00.000Z",
+}
+
+
+def test_a_send_of_an_earlier_version_says_what_was_sent_and_keeps_the_edit() -> None:
+    edited = message("a", message="Happy Birthday, Reem!")
+    doc = Document(messages=[edited])
+    outcome = sent().model_copy(update={"version": OLD})
+    apply_events(doc, [outcome], sent_as={"a": WHAT_WENT})
+    stored = doc.messages[0]
+    assert stored["message"] == "Happy Birthday, Reem!"
+    assert (stored["status"], stored["sentAs"]) == ("sent", WHAT_WENT)
+
+
+def test_a_send_of_an_unknown_earlier_version_still_names_it() -> None:
+    doc = Document(messages=[message("a", message="edited")])
+    apply_events(doc, [sent().model_copy(update={"version": OLD})])
+    assert doc.messages[0]["sentAs"] == {"version": OLD}
+
+
+def test_a_send_of_the_current_version_adds_nothing_more() -> None:
+    from wasched.common.messages import content_version
+
+    doc = Document(messages=[message("a")])
+    current = content_version(doc.messages[0])
+    apply_events(doc, [sent().model_copy(update={"version": current})], sent_as={"a": WHAT_WENT})
+    assert "sentAs" not in doc.messages[0]
+
+
+def test_a_rejection_of_an_earlier_version_is_not_written_over_the_correction() -> None:
+    doc = Document(messages=[message("a", to="447700900123")])
+    result = apply_events(doc, [failed().model_copy(update={"version": OLD})])
+    assert doc.messages[0]["status"] == "pending"  # the next poll reopens it
+    assert result.skipped == ["a"]

@@ -15,6 +15,10 @@ from wasched.common.recipients import InvalidRecipient, mask, parse_recipient
         ("447957189696@s.whatsapp.net", "447957189696@s.whatsapp.net"),
         ("120363025246125486@g.us", "120363025246125486@g.us"),
         ("447957189696-1609459200@g.us", "447957189696-1609459200@g.us"),
+        # possible numbers that the range metadata may not (yet) know: WhatsApp decides
+        ("447700900123", "447700900123@s.whatsapp.net"),  # Ofcom's drama range
+        ("+44 7700 900999", "447700900999@s.whatsapp.net"),
+        ("+1 555 010 0199", "15550100199@s.whatsapp.net"),
     ],
 )
 def test_accepted_spellings_normalise(to: str, jid: str) -> None:
@@ -37,7 +41,7 @@ def test_group_and_user_are_told_apart() -> None:
         (447957189696, "recipient is empty"),
         ("Reem", "not a phone number"),
         ("12", "not a phone number"),
-        ("+44 7957", "invalid phone number"),
+        ("+44 7957", r"wrong length for country code \+44"),
         ("999123456789", "unknown country code"),
         ("someone@example.com", "not a WhatsApp address"),
         ("447957189696@s.whatsapp.net.evil", "not a WhatsApp address"),

@@ -265,3 +265,28 @@ def ensure_bucket(server: S3Server, bucket: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise ServerError(f"S3 bucket {bucket!r} not ready after {timeout:.0f}s")
         time.sleep(0.1)
+
+
+EMPTY_SCHEDULE = b'{\n  "messages": []\n}\n'
+
+
+def ensure_document(server: S3Server, bucket: str, key: str) -> bool:
+    """A first install: create an empty schedule, never over one that exists (`If-None-Match:
+    *`). The poller treats a missing schedule as unavailable, not empty. True if created."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+    )
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=EMPTY_SCHEDULE, IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in {409, 412}:
+            return False
+        raise ServerError(f"could not create s3://{bucket}/{key}: {exc}") from exc
+    return True

@@ -37,6 +37,7 @@ from wasched.cli.servers import (
     ServerError,
     die_with_parent,
     ensure_bucket,
+    ensure_document,
     nats_server,
     port_in_use,
     seaweed_server,
@@ -317,7 +318,10 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     return handle
 
 
-def start_servers(config: StackConfig, out: Output) -> tuple[NatsServer, S3Server]:
+def start_servers(
+    config: StackConfig, out: Output, document_key: str | None = None
+) -> tuple[NatsServer, S3Server]:
+    """NATS and S3, the bucket, and (given its key) the schedule of a first start."""
     (config.data_dir / "nats").mkdir(parents=True, exist_ok=True)
     write_config(config.nats_config, config.secrets_dir, ServerOptions())  # keys kept across runs
     auth = ["-c", str(config.nats_config)]
@@ -331,6 +335,8 @@ def start_servers(config: StackConfig, out: Output) -> tuple[NatsServer, S3Serve
             started.append(server)
             out.line("stack", f"{server.name} ready (log {server.log_path})")
         ensure_bucket(s3, BUCKET)
+        if document_key is not None and ensure_document(s3, BUCKET, document_key):
+            out.line("stack", f"created an empty schedule at s3://{BUCKET}/{document_key}")
     except BaseException:
         stop_servers(started)
         raise
@@ -561,7 +567,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
     with lock:
         try:
-            servers = start_servers(config, out)
+            servers = start_servers(config, out, settings.document_key)
         except ServerError as exc:
             print(f"wasched-stack: {exc}", file=sys.stderr, flush=True)
             return 1

@@ -48,13 +48,12 @@ def to_storable_utc(moment: datetime) -> datetime:
 
 
 def format_utc(moment: datetime) -> str:
-    """The stored form: `2025-12-24T10:00:00.000Z`, like the existing writers
-    (microseconds only when there are any, so nothing is lost)."""
+    """The stored form, exactly JavaScript's `toISOString()` as the existing writers use it:
+    `2025-12-24T10:00:00.000Z` (UTC, milliseconds, sub-millisecond digits dropped)."""
     m = moment.astimezone(UTC)
-    fraction = f"{m.microsecond:06d}" if m.microsecond % 1000 else f"{m.microsecond // 1000:03d}"
     return (
         f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
-        f"{fraction}Z"
+        f"{m.microsecond // 1000:03d}Z"
     )
 
 

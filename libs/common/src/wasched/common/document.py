@@ -1,8 +1,10 @@
 """The stored schedule: `{"messages": [...]}` kept as raw JSON objects.
 
 Messages stay plain dicts so that every field wasched does not know, and every
-message it does not change, is written back exactly as read. Changes are
-`Patch`es addressed by message key and re-applied after a conflicting write.
+message it does not change, is written back exactly as read (numbers as written,
+in the document's own layout: `jsontext`). Changes are `Patch`es addressed by
+message key and re-applied after a conflicting write; `reapply` puts back another
+writer's changes that a blind write overwrote.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from wasched.common import jsontext
+from wasched.common.jsontext import Layout
 
 JsonObject = dict[str, Any]
 
@@ -31,10 +36,27 @@ class Patch:
     only_if_status: frozenset[str] | None = None
 
 
+OWNED_FIELDS = frozenset(
+    {
+        "status",
+        "sentAt",
+        "error",
+        "errorKind",
+        "waMessageId",
+        "deliveredAt",
+        "readAt",
+        "attempts",
+        "sentAs",
+    }
+)
+"""Fields wasched writes from what the ledger knows happened; in a conflict, ours stand."""
+
+
 @dataclass(slots=True)
 class Document:
     messages: list[JsonObject]
     extra: JsonObject = field(default_factory=dict)
+    layout: Layout = field(default_factory=Layout)
 
     def keyed(self) -> Iterator[tuple[str | None, JsonObject]]:
         """Each message with its key: the id, or `id#n` for a repeat of an id (n chosen so
@@ -58,11 +80,13 @@ class Document:
 
 
 def parse_document(body: bytes) -> Document:
-    """Read the stored bytes; an empty body is an empty schedule."""
+    """Read the stored bytes. An empty body is not a schedule: it is a broken or unfinished
+    write, and treating it as "no messages" would withdraw every message at once."""
     if not body.strip():
-        return Document(messages=[])
+        raise DocumentError(f"schedule is empty ({len(body)} bytes); it is not a schedule")
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        text = body.decode("utf-8")
+        data = jsontext.loads(text.removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
         raise DocumentError(
             f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"
@@ -88,17 +112,13 @@ def parse_document(body: bytes) -> Document:
         if not isinstance(item, dict):
             raise DocumentError(f"messages[{index}] must be an object, got {_kind(item)}")
     extra = {k: v for k, v in data.items() if k != "messages"}
-    return Document(messages=messages, extra=extra)
+    return Document(messages=messages, extra=extra, layout=jsontext.detect(text))
 
 
 def render_document(doc: Document) -> bytes:
+    """Strict JSON in the document's own layout, every value as it was read."""
     data = {"messages": doc.messages, **doc.extra}
-    try:
-        return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
-    except UnicodeEncodeError:
-        # A lone surrogate escape (half an emoji, as JavaScript may write it) is valid
-        # JSON but not UTF-8: write it back escaped, exactly as it was read.
-        return (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode()
+    return jsontext.dumps(data, doc.layout).encode()
 
 
 @dataclass(slots=True)
@@ -143,3 +163,72 @@ def _kind(value: object) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
         type(value), type(value).__name__
     )
+
+
+def reapply(base: Document, theirs: Document, head: Document) -> bool:
+    """Put back into `head` what another writer changed from `base` to `theirs`.
+
+    For a write that overwrote theirs: `head` is what we wrote (or what stands now). By
+    message key: their additions are inserted after the message they follow, their
+    deletions removed, their field changes applied, except that wasched's own fields
+    (`OWNED_FIELDS`) that we changed too keep our value (the ledger backs ours). Top-level
+    fields likewise. True when `head` changed.
+    """
+    changed = _merge_fields(base.extra, theirs.extra, head.extra, owned=frozenset())
+    old, new = base.by_key(), theirs.by_key()
+    index = head.by_key()
+    for key in old.keys() - new.keys():
+        if key in index:
+            head.messages.remove(index.pop(key))  # identity: equal copies elsewhere stay
+            changed = True
+    after: str | None = None
+    for key, raw in theirs.keyed():
+        if key is None:
+            continue
+        if key not in old and key not in index:
+            position = _position_after(head, index.get(after) if after else None)
+            head.messages.insert(position, dict(raw))
+            index[key] = head.messages[position]
+            changed = True
+        elif key in old and key in index:
+            changed |= _merge_fields(old[key], raw, index[key], owned=OWNED_FIELDS)
+        if key in index:
+            after = key
+    return changed
+
+
+def _merge_fields(
+    base: JsonObject, theirs: JsonObject, head: JsonObject, *, owned: frozenset[str]
+) -> bool:
+    changed = False
+    for name in base.keys() | theirs.keys():
+        was, now = base.get(name, _ABSENT), theirs.get(name, _ABSENT)
+        if _same(was, now):
+            continue
+        ours = head.get(name, _ABSENT)
+        if name in owned and not _same(ours, was):
+            continue  # we changed it too: what the ledger backs stands
+        if _same(ours, now):
+            continue
+        if now is _ABSENT:
+            del head[name]
+        else:
+            head[name] = now
+        changed = True
+    return changed
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _position_after(doc: Document, previous: JsonObject | None) -> int:
+    if previous is None:
+        return 0
+    for position, raw in enumerate(doc.messages):
+        if raw is previous:
+            return position + 1
+    return len(doc.messages)
+
+
+_ABSENT = object()

@@ -62,6 +62,9 @@ class LedgerEntry(Event):
     that may be claimed now (None: none may)."""
     holder: str | None = None
     """claimed: the sender instance that holds the claim."""
+    delivered_at: AwareDatetime | None = None
+    read_at: AwareDatetime | None = None
+    """sent: receipt times, recorded by the poller so that a wiped document gets them back."""
 
     @property
     def is_final(self) -> bool:

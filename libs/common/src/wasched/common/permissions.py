@@ -40,6 +40,7 @@ def inbox(role: str) -> str:
 PUBLISH: Mapping[str, frozenset[str]] = {
     t.DUE: frozenset({POLLER}),
     f"{t.SCHED_PREFIX}*": frozenset({POLLER}),
+    t.POLLER_TERM: frozenset({POLLER}),  # the lease fence: one message per takeover
     t.OUTCOME: frozenset({POLLER, SENDER}),
     t.RECEIPT: frozenset({SENDER}),
     t.SEND: frozenset({CLIENT, POLLER}),  # the poller copies round-1 requests over once

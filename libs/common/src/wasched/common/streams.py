@@ -100,8 +100,9 @@ def current(have: StreamConfig, want: StreamConfig) -> bool:
         return False
     if (have.num_replicas or 1) < (want.num_replicas or 1):
         return False
-    if bool(have.allow_msg_schedules) != bool(want.allow_msg_schedules):
-        return False
+    for flag in ("allow_msg_schedules", "allow_msg_ttl"):
+        if bool(getattr(have, flag)) != bool(getattr(want, flag)):
+            return False
     return all(getattr(have, name) == getattr(want, name) for name in _COMPARED)
 
 

@@ -29,6 +29,10 @@ SCHED_PREFIX = "wasched.sched."
 SENDER_STATUS = "wasched.status.sender"
 HEARTBEAT_PREFIX = "wasched.heartbeat."
 PAIR_REQUEST = "wasched.pair"
+POLLER_TERM = "wasched.poller.term"
+"""One message per takeover (`Nats-TTL: never`): the active poller's term. Everything the
+poller publishes expects it as the subject's last sequence, so an old leader's publishes
+are refused by the server once a new leader has started its term."""
 
 REPLY_HEADER = "Wasched-Reply-To"
 """JetStream answers a request's reply subject with its PubAck, so callers that want
@@ -73,7 +77,7 @@ IN_STREAM_MAX_BYTES = 256 << 20
 """A flood of requests is refused once this much is stored (discard new), never written
 over stored requests, and cannot fill the disk."""
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")
-STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, OUTCOME, RECEIPT]
+STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, OUTCOME, RECEIPT, POLLER_TERM]
 IN_SUBJECTS = [SEND, SCHEDULE, CANCEL]
 REQUEST_CONSUMERS = {SENDER_SEND: SEND, POLLER_SCHEDULE: SCHEDULE, POLLER_CANCEL: CANCEL}
 """Durables on the request subjects; round 1 kept them (and the subjects) on `STREAM`."""
@@ -104,6 +108,27 @@ def msg_id_header(kind: str, message_id: str) -> dict[str, str]:
     return {"Nats-Msg-Id": f"{kind}:{message_id}"}
 
 
+def due_msg_id(message_id: str, version: str | None, again: int = 0) -> str:
+    """`due:<id>:<version>`; a repeated hand-over of the same version gets `.<n>` so that the
+    duplicate window does not drop it (the earlier one may have been refused by a gate)."""
+    if version is None:
+        return f"due:{message_id}"
+    return f"due:{message_id}:{version}" + (f".{again}" if again else "")
+
+
+_DUE_ID = re.compile(r"due:(?P<id>.+):(?P<version>[0-9a-f]{16})(?:\.\d+)?")
+
+
+def parse_due_msg_id(msg_id: str) -> tuple[str, str | None] | None:
+    """(message id, version) of a `due:` Nats-Msg-Id; version None for pre-version ids."""
+    if not msg_id.startswith("due:"):
+        return None
+    found = _DUE_ID.fullmatch(msg_id)
+    if found:
+        return found["id"], found["version"]
+    return msg_id.removeprefix("due:"), None
+
+
 def stream_config(replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=STREAM,
@@ -111,6 +136,7 @@ def stream_config(replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         allow_msg_schedules=True,
+        allow_msg_ttl=True,  # the poller's term is kept for good (`Nats-TTL: never`)
         max_age=MAX_AGE_SECONDS,
         max_bytes=STREAM_MAX_BYTES,
         discard=DiscardPolicy.OLD,  # NATS refuses `discard new` with message schedules

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from wasched.common.clock import parse_utc
 from wasched.common.events import Heartbeat, SenderStatus
 from wasched.common.settings import Settings
 from wasched.health.state import Seen, age, number
@@ -23,6 +24,7 @@ POLLER = "poller_heartbeat"
 SENDER = "sender_state"
 OVERDUE = "overdue_messages"
 STORE = "store_reachable"
+DOCUMENT = "schedule_document"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ def evaluate(
         sender_check(sender, now),
         overdue_check(poller, settings.overdue_alert_seconds),
         store_check(poller),
+        document_check(poller, now, stale_after(settings)),
     ]
 
 
@@ -125,3 +128,20 @@ def store_check(poller: Seen[Heartbeat] | None) -> CheckResult:
     error = details.get("lastError")
     reason = str(error)[:200] if error else "the poller reports it unreachable"
     return CheckResult(STORE, False, f"unreachable: {reason}")
+
+
+def document_check(poller: Seen[Heartbeat] | None, now: datetime, limit: float) -> CheckResult:
+    """The schedule missing, empty or unreadable for longer than a moment: nothing is sent."""
+    if poller is None:
+        return CheckResult(DOCUMENT, False, "unknown: no poller heartbeat")
+    details = poller.event.details
+    problem = details.get("documentProblem")
+    if not problem:
+        return CheckResult(DOCUMENT, True, "readable")
+    try:
+        since = parse_utc(details.get("documentProblemSince"))
+    except ValueError:
+        since = poller.received_at
+    seconds = (now - since).total_seconds()
+    text = f"unavailable for {seconds:.0f}s (limit {limit:.0f}s): {str(problem)[:200]}"
+    return CheckResult(DOCUMENT, seconds <= limit, text)

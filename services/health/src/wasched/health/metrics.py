@@ -148,6 +148,9 @@ def live_families(
     ]
 
 
+IGNORED_REASONS = ("no_status", "unknown_status", "bad_id")
+"""The poller's reasons (a fixed set: labels never carry message ids or text)."""
+
 _POLLER_GAUGES = (
     ("wasched_pending_messages", "Pending messages in the stored document", "pending"),
     ("wasched_overdue_messages", "Pending messages past their scheduled time", "overdue"),
@@ -181,13 +184,23 @@ def _poller_gauges(poller: Seen | None) -> list[Metric]:
     stamp = _timestamp(details.get("lastSuccessAt"))
     if stamp is not None:
         last.add_metric([], stamp)
+    ignored = GaugeMetricFamily(
+        "wasched_messages_ignored",
+        "Messages the poller leaves alone (no status, unknown status, unusable id), by reason",
+        labels=["reason"],
+    )
+    reported = details.get("ignored")
+    if isinstance(reported, dict):
+        for reason in IGNORED_REASONS:
+            count = reported.get(reason, 0)
+            ignored.add_metric([reason], float(count) if isinstance(count, int | float) else 0.0)
     conditional = GaugeMetricFamily(
         "wasched_store_conditional_writes",
         "1 when the store supports conditional PUT, 0 when merging",
     )
     if details.get("storeMode") in ("conditional", "merge"):
         conditional.add_metric([], 1.0 if details["storeMode"] == "conditional" else 0.0)
-    return [*out, last, conditional]
+    return [*out, last, ignored, conditional]
 
 
 def _sender_gauges(state: LiveState, now: datetime) -> list[Metric]:

@@ -136,6 +136,7 @@ def _counts(state: LiveState, settings: Settings) -> str:
         ("overdue", _int(number(details, "overdue"))),
         ("oldest overdue", _seconds(number(details, "oldestOverdueSeconds"))),
         ("scheduled in NATS", _int(number(details, "scheduledInNats"))),
+        ("ignored", _ignored(details.get("ignored"))),
         ("last successful poll", last_text),
         ("store writes", str(details.get("storeMode", "—"))),
     ]
@@ -151,6 +152,15 @@ def _counts(state: LiveState, settings: Settings) -> str:
         f"{_dl('schedule', schedule)}"
         f"<h3>Counted by this health service since {escape(since)}</h3>{_dl('outcomes', outcomes)}</section>"
     )
+
+
+def _ignored(reported: object) -> str:
+    """`2 (unknown status: 2)`: messages the poller leaves alone, by reason."""
+    if not isinstance(reported, dict) or not reported:
+        return "0"
+    counts = {str(k): v for k, v in reported.items() if isinstance(v, int) and v}
+    parts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(counts.items()))
+    return f"{sum(counts.values())} ({parts})" if parts else "0"
 
 
 def _recent(recent: Iterable[Outcome], settings: Settings) -> str:

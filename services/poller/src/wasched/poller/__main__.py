@@ -18,6 +18,12 @@ def main() -> int:
     except SettingsError as exc:
         print(f"poller: {exc}", file=sys.stderr)
         return 2
+    from wasched.poller.plan import settings_problem
+
+    problem = settings_problem(settings)
+    if problem is not None:
+        print(f"poller: invalid configuration: {problem}", file=sys.stderr)
+        return 2
     from wasched.common.logs import setup_logging  # the rest only once settings are good
     from wasched.common.store import StoreAuthError
     from wasched.poller.app import PollerApp

@@ -1,15 +1,18 @@
-"""What this poller has handed to NATS: one schedule per message id, and ids already due.
+"""What this poller has handed to NATS: one schedule per message id, and hand-overs to
+`wasched.due` by id and content version.
 
 Kept in memory and rebuilt from the stream at start-up, so a restarted poller
-replaces or removes the schedules its predecessor made and never publishes an
-id to `wasched.due` twice (the stream keeps due messages for 30 days; the
-duplicate window alone covers only 15 minutes).
+replaces or removes the schedules its predecessor made and never hands the same
+version of an id over twice by accident (the stream keeps due messages for 30 days;
+the duplicate window alone covers only 15 minutes). Every publish carries the
+lease fence's headers, so an old leader's publishes are refused by the server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from faststream.nats import NatsBroker, Schedule
@@ -22,6 +25,8 @@ from nats.js.errors import NotFoundError
 from wasched.common import topology
 from wasched.common.clock import TimeFormatError, parse_utc
 from wasched.common.events import DueMessage
+from wasched.poller.fence import Fence
+from wasched.poller.plan import HandOver
 
 log = logging.getLogger("wasched.poller.book")
 
@@ -30,14 +35,28 @@ PUBLISH_TIMEOUT = 5.0
 _AT = "@at "
 
 
-class Book:
-    def __init__(self, broker: NatsBroker, js: JetStreamContext, due: LogicPublisher) -> None:
-        self.broker, self.js, self._due = broker, js, due
-        self.schedules: dict[str, datetime] = {}
-        self.dispatched: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class Handed(HandOver):
+    """The last hand-over of an id, where it is in the stream, and every version handed."""
 
-    def tracked(self) -> set[str]:
-        return set(self.schedules) | self.dispatched
+    seq: int | None = None
+    versions: tuple[str | None, ...] = ()
+
+
+class Book:
+    def __init__(
+        self, broker: NatsBroker, js: JetStreamContext, due: LogicPublisher, fence: Fence
+    ) -> None:
+        self.broker, self.js, self._due, self.fence = broker, js, due, fence
+        self.schedules: dict[str, datetime] = {}
+        self.dispatched: dict[str, Handed] = {}
+
+    def handed(self) -> dict[str, HandOver]:
+        """A copy for the plan (which runs in a thread while outcomes change the book)."""
+        return dict(self.dispatched)
+
+    def handed_one(self, message_id: str) -> HandOver | None:
+        return self.dispatched.get(message_id)
 
     async def rebuild(self) -> None:
         self.schedules = await self._scan_schedules()
@@ -50,26 +69,43 @@ class Book:
 
     async def dispatch(self, due: DueMessage) -> bool:
         """Publish to wasched.due; False when NATS had it already (duplicate window)."""
-        ack = await self._due.publish(
-            due.to_json(), headers=topology.msg_id_header("due", due.id), timeout=PUBLISH_TIMEOUT
+        before = self.dispatched.get(due.id)
+        versions = before.versions if before else ()
+        again = versions.count(due.version) + 1 if due.version in versions else 0
+        headers = {
+            "Nats-Msg-Id": topology.due_msg_id(due.id, due.version, again),
+            **self.fence.headers(),
+        }
+        ack = await self.fence.publish(
+            self._due.publish(due.to_json(), headers=headers, timeout=PUBLISH_TIMEOUT)
         )
-        self.dispatched.add(due.id)
+        self.dispatched[due.id] = Handed(due.version, False, ack.seq, (*versions, due.version))
         if due.id in self.schedules:
             await self.unschedule(due.id)
         return not ack.duplicate
 
+    def regated(self, message_id: str) -> None:
+        """A gate was moved for this id: its hand-over may have been refused meanwhile."""
+        found = self.dispatched.get(message_id)
+        if found is not None and not found.regated:
+            self.dispatched[message_id] = Handed(found.version, True, found.seq, found.versions)
+
     async def schedule(self, due: DueMessage, at: datetime) -> None:
         """Create or replace the one schedule of this id (republishing replaces it)."""
-        await self.broker.publish(
-            due.to_json(),
-            topology.schedule_subject(due.id),
-            stream=topology.STREAM,
-            timeout=PUBLISH_TIMEOUT,
-            schedule=Schedule(time=at, target=topology.FIRE),
+        await self.fence.publish(
+            self.broker.publish(
+                due.to_json(),
+                topology.schedule_subject(due.id),
+                stream=topology.STREAM,
+                headers=self.fence.headers(),
+                timeout=PUBLISH_TIMEOUT,
+                schedule=Schedule(time=at, target=topology.FIRE),
+            )
         )
         self.schedules[due.id] = at
 
     async def unschedule(self, message_id: str) -> None:
+        self.fence.check()
         await self.js.purge_stream(topology.STREAM, subject=topology.schedule_subject(message_id))
         self.schedules.pop(message_id, None)
 
@@ -80,7 +116,21 @@ class Book:
 
     def forget(self, message_id: str) -> None:
         """The id is settled (or cancelled): it needs no more tracking."""
-        self.dispatched.discard(message_id)
+        self.dispatched.pop(message_id, None)
+
+    async def handed_over(self, message_id: str, version: str | None) -> DueMessage | None:
+        """The hand-over of this version, read back from the stream (None: not known)."""
+        found = self.dispatched.get(message_id)
+        if found is None or found.seq is None or found.version != version:
+            return None
+        try:
+            stored = await self.js.get_msg(topology.STREAM, found.seq)
+        except NotFoundError:
+            return None
+        try:
+            return DueMessage.model_validate_json(stored.data or b"")
+        except ValueError:
+            return None
 
     async def _scan_schedules(self) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
@@ -92,14 +142,17 @@ class Book:
                 found[ident] = at
         return found
 
-    async def _scan_dispatched(self) -> set[str]:
-        prefix = "due:"
-        ids = set()
+    async def _scan_dispatched(self) -> dict[str, Handed]:
+        found: dict[str, Handed] = {}
         for msg in await self._scan(topology.DUE, DeliverPolicy.ALL):
-            msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
-            if msg_id.startswith(prefix):
-                ids.add(msg_id.removeprefix(prefix))
-        return ids
+            parsed = topology.parse_due_msg_id((msg.headers or {}).get("Nats-Msg-Id", ""))
+            if parsed is None:
+                continue
+            ident, version = parsed
+            before = found.get(ident)
+            versions = (*before.versions, version) if before else (version,)
+            found[ident] = Handed(version, False, msg.metadata.sequence.stream, versions)
+        return found
 
     async def _scan(self, subject: str, policy: DeliverPolicy) -> list[Msg]:
         """Headers of the stream's messages on `subject`, via a short-lived ephemeral consumer."""

@@ -28,7 +28,7 @@ def declare_outputs(broker: NatsBroker, stream: JStream) -> Outputs:
             topology.DUE,
             stream=stream,
             schema=DueMessage,
-            description="A pending message whose time has come (Nats-Msg-Id `due:<id>`).",
+            description="A pending message whose time has come (Nats-Msg-Id `due:<id>:<version>`).",
         ),
         outcome=broker.publisher(
             topology.OUTCOME,
@@ -39,6 +39,6 @@ def declare_outputs(broker: NatsBroker, stream: JStream) -> Outputs:
         heartbeat=broker.publisher(
             topology.heartbeat_subject("poller"),
             schema=Heartbeat,
-            description="Live state after every poll (core NATS, not stored).",
+            description="Live state every 5 s and after every poll (core NATS, not stored).",
         ),
     )

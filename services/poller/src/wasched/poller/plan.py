@@ -1,36 +1,38 @@
 """What the poller does with each message, at a poll or when a schedule fires.
 
-Pure decisions over the parsed document, the ledger and `now`; the service
-only executes the returned steps. Order matters: the ledger is the truth, so
-a known outcome is restored before anything else is considered, and an id
-that was already handed to the sender is never handed over again.
+Pure decisions over the parsed document, the ledger, what was handed over and
+`now`; the service only executes the returned steps. Order matters: the ledger
+is the truth, so a known outcome is restored before anything else is considered.
+Every hand-over carries the message's content version; when the message changes
+after it was handed over, the earlier hand-over is superseded (a ledger gate) and
+the new version goes out at its own time. Removal is only ever concluded from a
+readable document: at a poll a withdrawn hand-over is only gated (it may come
+back), and a message is cancelled for good only when its schedule fires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
-from wasched.common.clock import format_utc
 from wasched.common.document import Document, JsonObject
-from wasched.common.events import DueMessage, Outcome
-from wasched.common.ledger import LedgerEntry, interrupted_outcome
+from wasched.common.events import DueMessage, Outcome, Receipt
+from wasched.common.ledger import LedgerEntry, LedgerState, interrupted_outcome
 from wasched.common.messages import (
     ErrorKind,
     MessageInvalid,
     ScheduledMessage,
     Status,
+    content_version,
     read_message,
 )
-from wasched.common.settings import Settings
+from wasched.poller.counts import Counts, Ignored, count, ignored
+from wasched.poller.limits import Limits, expiry_reason, settings_problem
 
-CLAIM_STALE = timedelta(minutes=10)
-"""A claim this old with no outcome means the sender died mid-send (WhatsApp's own timeout is 75 s)."""
-
-OVERDUE_AFTER = timedelta(seconds=60)
-"""A pending message this far past its time counts as overdue in the heartbeat."""
+__all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
+__all__ += ["expiry_reason", "plan", "settings_problem"]
 
 
 class Action(StrEnum):
@@ -41,25 +43,28 @@ class Action(StrEnum):
     EXPIRE = "expire"  # too late, or past its expiresAt: never sent
     REJECT = "reject"  # cannot be valid: failed, never sent
     DUPLICATE = "duplicate"  # repeats an earlier message's id: failed (ledger key `id#n`)
-    RESTORE = "restore"  # the ledger knows the outcome: put it back in the document
-    CANCEL = "cancel"  # handed on, now deleted or cancelled: record `cancelled` in the ledger
-    DROP = "drop"  # handed on, now settled by someone: forget it
+    RESTORE = "restore"  # the ledger knows the outcome (or receipts): put them back
+    INTERRUPT = "interrupt"  # claimed long ago, no outcome: `interrupted`, ledger and document
+    WITHDRAW = "withdraw"  # handed over, now gone or not pending: gate it (reversible)
+    CANCEL = "cancel"  # its schedule fired and it is gone or cancelled: `cancelled` for good
+    DROP = "drop"  # handed over or scheduled, now settled by someone: forget it
+
+
+class Gate(StrEnum):
+    """A ledger gate to move before the step, so that only this version may be sent."""
+
+    SUPERSEDE = "supersede"  # an earlier version was handed over (or a gate names another)
+    REOPEN = "reopen"  # a rejection of another version: the user corrected it
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    horizon: timedelta
-    max_lateness: timedelta | None
-    claim_stale: timedelta = CLAIM_STALE
-    overdue_after: timedelta = OVERDUE_AFTER
+class HandOver:
+    """What this poller handed to the sender for one id (rebuilt from the stream)."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        lateness = settings.max_lateness_seconds
-        return cls(
-            horizon=timedelta(seconds=settings.schedule_horizon_seconds),
-            max_lateness=timedelta(seconds=lateness) if lateness > 0 else None,
-        )
+    version: str | None
+    """None: handed over by a poller older than versions (treated as some other version)."""
+    regated: bool = False
+    """A gate refused it for a while: the sender may have dropped it, so hand it over again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,9 @@ class Step:
     message: ScheduledMessage | None = None
     at: datetime | None = None
     outcome: Outcome | None = None
+    version: str | None = None
+    gate: Gate | None = None
+    receipts: tuple[Receipt, ...] = ()
 
     def due_message(self) -> DueMessage:
         """The payload for wasched.due and for schedules (always from the current document)."""
@@ -81,23 +89,15 @@ class Step:
             contact_name=msg.contact_name,
             scheduled_time=msg.scheduled_time,
             expires_at=msg.expires_at,
+            version=self.version,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    total: int = 0
-    pending: int = 0
-    due: int = 0
-    overdue: int = 0
-    oldest_overdue_seconds: float = 0.0
-    invalid: int = 0
 
 
 @dataclass(slots=True)
 class Plan:
     steps: list[Step] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
+    ignored: list[Ignored] = field(default_factory=list)
 
     def of(self, action: Action) -> list[Step]:
         return [step for step in self.steps if step.action is action]
@@ -108,38 +108,75 @@ def decide(
     raw: JsonObject,
     entry: LedgerEntry | None,
     *,
-    dispatched: bool,
+    handed: HandOver | None = None,
+    scheduled_at: datetime | None = None,
     now: datetime,
     limits: Limits,
 ) -> Step:
     """One pending message: what to do with it now."""
-    ident = raw.get("id")
-    if key != ident:
-        reason = f"id {ident!r} repeats an earlier message's id; give it a new id to send it"
-        return Step(key, Action.DUPLICATE, outcome=_failed(key, ErrorKind.VALIDATION, reason, now))
+    version = content_version(raw)
+    if key != raw.get("id"):
+        reason = (
+            f"id {raw.get('id')!r} repeats an earlier message's id; give it a new id to send it"
+        )
+        outcome = _failed(key, ErrorKind.VALIDATION, reason, now, version)
+        return Step(key, Action.DUPLICATE, outcome=outcome, version=version)
+    gate: Gate | None = None
     if entry is not None and entry.is_final:
-        return Step(key, Action.RESTORE, outcome=entry.outcome(key))
-    if entry is not None:
+        if not _reopens(entry, version):
+            return Step(
+                key, Action.RESTORE, outcome=entry.outcome(key), receipts=_receipts(key, entry)
+            )
+        gate = Gate.REOPEN
+    elif entry is not None and entry.state is LedgerState.CLAIMED:
         if now - entry.at >= limits.claim_stale:
-            return Step(key, Action.RESTORE, outcome=interrupted_outcome(key))
-        return Step(key, Action.HOLD, message=_readable(raw))  # counted if overdue (a hung send)
+            return Step(key, Action.INTERRUPT, outcome=interrupted_outcome(key), version=version)
+        return Step(key, Action.HOLD, message=_readable(raw), version=version)
     try:
         msg = read_message(raw)
-    except MessageInvalid as exc:
-        return Step(key, Action.REJECT, outcome=_failed(key, exc.kind, exc.reason, now))
+    except MessageInvalid as exc:  # a verdict on a corrected message replaces the old one
+        outcome = _failed(key, exc.kind, exc.reason, now, version)
+        return Step(key, Action.REJECT, outcome=outcome, version=version, gate=gate)
     late = expiry_reason(msg, now, limits)
     if late is not None:
         outcome = Outcome(
-            id=key, status=Status.EXPIRED, at=now, error=late, error_kind=ErrorKind.EXPIRED
+            id=key,
+            status=Status.EXPIRED,
+            at=now,
+            error=late,
+            error_kind=ErrorKind.EXPIRED,
+            version=version,
         )
-        return Step(key, Action.EXPIRE, message=msg, outcome=outcome)
-    if dispatched:
-        return Step(key, Action.HOLD, message=msg)
-    if msg.scheduled_time <= now:
-        return Step(key, Action.DISPATCH, message=msg)
-    if msg.scheduled_time <= now + limits.horizon:
-        return Step(key, Action.SCHEDULE, message=msg, at=msg.scheduled_time)
-    return Step(key, Action.WAIT, message=msg)
+        return Step(key, Action.EXPIRE, message=msg, outcome=outcome, version=version, gate=gate)
+    gated = entry is not None and entry.state is LedgerState.SUPERSEDED
+    allowed = entry is not None and entry.allows(version)
+    if gate is None:
+        live = handed is not None and handed.version == version and not handed.regated
+        if live and (allowed or not gated):
+            return Step(key, Action.HOLD, message=msg, version=version)
+        older = handed is not None and handed.version != version
+        if not allowed and (gated or older):  # something else could still be claimed
+            gate = Gate.SUPERSEDE
+    return _when(key, msg, version, gate, scheduled_at, now, limits)
+
+
+def _when(
+    key: str,
+    msg: ScheduledMessage,
+    version: str,
+    gate: Gate | None,
+    scheduled_at: datetime | None,
+    now: datetime,
+    limits: Limits,
+) -> Step:
+    """Hand over now, schedule for its time, or wait: a schedule for its very time is left
+    to fire (the fire re-reads the document; a slow poll's copy may be older)."""
+    at = msg.scheduled_time
+    if at <= now and scheduled_at != at:
+        return Step(key, Action.DISPATCH, message=msg, version=version, gate=gate)
+    if at <= now + limits.horizon:
+        return Step(key, Action.SCHEDULE, message=msg, at=at, version=version, gate=gate)
+    return Step(key, Action.WAIT, message=msg, version=version, gate=gate)
 
 
 def decide_fire(
@@ -147,19 +184,22 @@ def decide_fire(
     raw: JsonObject | None,
     entry: LedgerEntry | None,
     *,
-    dispatched: bool,
+    handed: HandOver | None,
     now: datetime,
     limits: Limits,
 ) -> Step:
-    """A schedule fired: forward only if the message is still pending with that time."""
+    """A schedule fired: forward only if the message is still pending with that time. At its
+    time, a message a readable document no longer holds (or holds cancelled) is cancelled."""
     key = fired.id
     if raw is None or raw.get("status") == Status.CANCELLED:
         return Step(key, Action.CANCEL)
     if raw.get("status") != Status.PENDING:
-        return Step(key, Action.DROP)
-    step = decide(key, raw, entry, dispatched=dispatched, now=now, limits=limits)
+        return Step(key, Action.WITHDRAW if handed is not None else Action.DROP)
+    step = decide(key, raw, entry, handed=handed, now=now, limits=limits)
     if step.action is Action.SCHEDULE and step.at == fired.scheduled_time:
-        return Step(key, Action.DISPATCH, message=step.message)  # its time, by NATS' clock
+        return Step(  # its time, by NATS' clock
+            key, Action.DISPATCH, message=step.message, version=step.version, gate=step.gate
+        )
     return step
 
 
@@ -167,67 +207,64 @@ def plan(
     doc: Document,
     ledger: Mapping[str, LedgerEntry],
     *,
-    dispatched: Set[str],
-    tracked: Set[str],
+    handed: Mapping[str, HandOver],
+    schedules: Mapping[str, datetime],
     now: datetime,
     limits: Limits,
 ) -> Plan:
-    """Every pending message, plus every id handed to NATS (`tracked`) that is no longer pending."""
+    """Every pending message; every hand-over the document no longer holds pending (gated,
+    not cancelled: it may come back); receipts a stale writer wiped from sent messages."""
     result = Plan()
-    pending_keys: set[str] = set()
-    status_by_key: dict[str, object] = {}
-    no_id = 0
-    for key, raw in doc.keyed():
-        if raw.get("status") != Status.PENDING:
-            if key is not None:
-                status_by_key[key] = raw.get("status")
-            continue
-        if key is None:
-            no_id += 1
-            continue
-        pending_keys.add(key)
-        step = decide(
-            key, raw, ledger.get(key), dispatched=key in dispatched, now=now, limits=limits
-        )
-        result.steps.append(step)
-    for key in sorted(tracked - pending_keys):
-        gone = key not in status_by_key or status_by_key[key] == Status.CANCELLED
-        result.steps.append(Step(key, Action.CANCEL if gone else Action.DROP))
-    result.counts = count(doc, result.steps, now, limits, no_id)
+    pending: set[str] = set()
+    for position, (key, raw) in enumerate(doc.keyed()):
+        status = raw.get("status")
+        if status == Status.PENDING and key is not None:
+            pending.add(key)
+            step = decide(
+                key,
+                raw,
+                ledger.get(key),
+                handed=handed.get(key),
+                scheduled_at=schedules.get(key),
+                now=now,
+                limits=limits,
+            )
+            result.steps.append(step)
+        elif status == Status.SENT and key is not None and (entry := ledger.get(key)):
+            wiped = tuple(r for r in _receipts(key, entry) if raw.get(_FIELD[r.kind]) is None)
+            if wiped:
+                result.steps.append(Step(key, Action.RESTORE, receipts=wiped))
+        found = ignored(position, key, raw)
+        if found is not None:
+            result.ignored.append(found)
+    for key in sorted(handed.keys() - pending):
+        entry = ledger.get(key)
+        if entry is not None and entry.state is not LedgerState.SUPERSEDED:
+            result.steps.append(Step(key, Action.DROP))  # claimed or settled: its outcome flows
+        elif entry is None or entry.version is not None:
+            result.steps.append(Step(key, Action.WITHDRAW))
+    waiting = [
+        s.message.scheduled_time
+        for s in result.steps
+        if s.action in _WITH_US and s.message is not None and s.message.scheduled_time <= now
+    ]
+    invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in result.steps)
+    result.counts = count(doc, waiting, invalid, result.ignored, now, limits.overdue_after)
     return result
 
 
-def count(doc: Document, steps: list[Step], now: datetime, limits: Limits, no_id: int) -> Counts:
-    """Heartbeat numbers: messages waiting on us or on the sender, and how late they are."""
-    waiting = [
-        s.message.scheduled_time
-        for s in steps
-        if s.action in {Action.DISPATCH, Action.HOLD}
-        and s.message is not None
-        and s.message.scheduled_time <= now
-    ]
-    lateness = [(now - t).total_seconds() for t in waiting]
-    invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in steps) + no_id
-    return Counts(
-        total=len(doc.messages),
-        pending=sum(raw.get("status") == Status.PENDING for raw in doc.messages),
-        due=len(waiting),
-        overdue=sum(late > limits.overdue_after.total_seconds() for late in lateness),
-        oldest_overdue_seconds=round(max(lateness, default=0.0), 3),
-        invalid=invalid,
-    )
+_FIELD = {"delivered": "deliveredAt", "read": "readAt"}
+_WITH_US = {Action.DISPATCH, Action.HOLD, Action.SCHEDULE}
 
 
-def expiry_reason(msg: ScheduledMessage, now: datetime, limits: Limits) -> str | None:
-    if msg.expires_at is not None and now > msg.expires_at:
-        return f"not sent: past its expiresAt ({format_utc(msg.expires_at)})"
-    if limits.max_lateness is not None and now - msg.scheduled_time > limits.max_lateness:
-        late = now - msg.scheduled_time
-        return (
-            f"not sent: {_span(late)} late, more than the "
-            f"{_span(limits.max_lateness)} allowed (MAX_LATENESS_SECONDS)"
-        )
-    return None
+def _reopens(entry: LedgerEntry, version: str) -> bool:
+    """A verdict nothing was sent for, about another version: the user corrected it."""
+    return entry.reopenable and entry.version is not None and entry.version != version
+
+
+def _receipts(key: str, entry: LedgerEntry) -> tuple[Receipt, ...]:
+    times = (("delivered", entry.delivered_at), ("read", entry.read_at))
+    return tuple(Receipt(id=key, kind=kind, at=at) for kind, at in times if at is not None)  # type: ignore[arg-type]
 
 
 def _readable(raw: JsonObject) -> ScheduledMessage | None:
@@ -237,15 +274,7 @@ def _readable(raw: JsonObject) -> ScheduledMessage | None:
         return None
 
 
-def _failed(key: str, kind: ErrorKind, reason: str, now: datetime) -> Outcome:
-    return Outcome(id=key, status=Status.FAILED, at=now, error=reason, error_kind=kind)
-
-
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
-    parts += [f"{minutes} min" if minutes else "", f"{secs} s" if secs and not days else ""]
-    return " ".join(p for p in parts if p) or "0 s"
+def _failed(key: str, kind: ErrorKind, reason: str, now: datetime, version: str) -> Outcome:
+    return Outcome(
+        id=key, status=Status.FAILED, at=now, error=reason, error_kind=kind, version=version
+    )
