@@ -5,27 +5,22 @@ overwritten by the poller's PUT and must come back from the object versions: 0 e
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 
+from tests.faults.conftest import OpenScenario
 from tests.faults.s3doc import DocumentClient
-from tests.faults.scenario import Scenario
+from tests.faults.scenario import Scenario, sized
 from tests.faults.schedule import make_message, make_schedule
-from tests.faults.stack import Heartbeats, Stack, start_services
-from tests.faults.summary import Summary
 from tests.support.s3proxy import B2LikeProxy
 from wasched.cli.servers import S3Server, ensure_bucket
 from wasched.common.clock import utcnow
 
-MESSAGES = 120
-WINDOW_SECONDS = 20.0
+MESSAGES = sized(120, 480)
+WINDOW_SECONDS = sized(20, 80)
+LEAD_SECONDS = 3.0
 BUCKET = "wasched-versioned"
 
 
@@ -36,6 +31,7 @@ class RacingWriter:
         self.doc, self.scenario, self.rng = doc, scenario, scenario.rng
         self.edits = 0
         self.added = 0
+        self.added_ids: set[str] = set()
         self.rested = False
         self.lock = threading.Lock()
 
@@ -54,6 +50,8 @@ class RacingWriter:
                 new = make_message(self.added, due, self.rng, tag="race")
                 data["messages"].append(new)
                 self.scenario.expected[new["id"]] = dict(new)
+                self.scenario.must_send.add(new["id"])
+                self.added_ids.add(new["id"])
             else:
                 target = self.rng.choice(
                     [m for m in data["messages"] if m.get("id") in self.scenario.expected]
@@ -64,16 +62,9 @@ class RacingWriter:
             self.doc.put(data)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(sized(300, 1500))
 async def test_edits_overwritten_by_blind_puts_come_back_from_object_versions(
-    nats_url: str,
-    nc: NATS,
-    js: JetStreamContext,
-    seaweed: S3Server,
-    prefix: str,
-    tmp_path: Path,
-    report: list[Summary],
-    stacks: list[Stack],
+    open_scenario: OpenScenario, seaweed: S3Server
 ) -> None:
     ensure_bucket(seaweed, BUCKET)
     DocumentClient(seaweed, "-").client.put_bucket_versioning(
@@ -81,35 +72,33 @@ async def test_edits_overwritten_by_blind_puts_come_back_from_object_versions(
     )
     with B2LikeProxy(seaweed.endpoint) as proxy:
         env = {"S3_ENDPOINT": proxy.endpoint, "S3_BUCKET": BUCKET}
-        stack = Stack(tmp_path, seaweed, prefix, nats_url, env_overrides=env)
-        stack.doc = DocumentClient(seaweed, f"{prefix}scheduled.json", bucket=BUCKET)
-        stacks.append(stack)
-        scenario = Scenario("11 B2 store, versions, racing writer", stack, report, crash_targets=())
-        beats = Heartbeats()
-        await beats.attach(nc)
-        start = utcnow() + timedelta(seconds=8)
+        scenario = await open_scenario("11 B2 store, versions, racing writer", env=env)
+        stack = scenario.stack
+        stack.doc = DocumentClient(seaweed, f"{stack.prefix}scheduled.json", bucket=BUCKET)
+        ready = await scenario.start("poller", "sender")
+        start = ready + timedelta(seconds=LEAD_SECONDS)
         scenario.seed_document(make_schedule(MESSAGES, start, WINDOW_SECONDS, scenario.rng))
         writer = RacingWriter(stack.doc, scenario)
         proxy.before_put = writer
-        await start_services(stack, beats, "poller", "sender")
-        await asyncio.sleep(max(0.0, start.timestamp() + WINDOW_SECONDS - time.time()))
+        await asyncio.sleep(max(0.0, (start - utcnow()).total_seconds() + WINDOW_SECONDS))
         proxy.before_put = None  # the race ends with the window; what it added must still go
-        verdict = await scenario.finish(js, timeout=120)
+        verdict = await scenario.finish(timeout=sized(120, 600))
     repaired = len(stack.log_matches("poller", r"re-applied"))
     scenario.notes.append(
         f"writer raced {writer.edits + writer.added} PUTs ({writer.edits} edits, "
         f"{writer.added} additions); poller repairs logged: {repaired}"
     )
-    print(scenario.notes[-1])
-    assert "merge" in stack.tail("poller", 100_000)
-    verdict.assert_ok()
-    assert writer.edits + writer.added >= 20, "too few races to show anything"
-    final = json.loads(json.dumps(stack.doc.get()))
+    final = stack.doc.get()["messages"]
+    kept = {m.get("id"): m.get("ui") for m in final}
     lost = [
-        ident
-        for ident, mine in scenario.expected.items()
-        if "ui" in mine
-        and next((m.get("ui") for m in final["messages"] if m.get("id") == ident), None)
-        != mine["ui"]
+        i for i, mine in scenario.expected.items() if "ui" in mine and kept.get(i) != mine["ui"]
     ]
-    assert lost == [], f"{len(lost)} edits lost"
+    scenario.expect(
+        "the poller ran in merge mode", "merge" in stack.tail("poller", 100_000), "==", 1
+    )
+    scenario.expect("PUTs the writer raced", writer.edits + writer.added, ">=", 20)
+    scenario.expect("raced edits lost", len(lost), "==", 0)
+    scenario.expect("raced additions sent", len(writer.added_ids & scenario.sent_ids()), "==",
+                    len(writer.added_ids))  # fmt: skip
+    assert verdict is scenario.verdict
+    scenario.assert_ok()
