@@ -1,0 +1,96 @@
+"""Reading one stored message, its optional kinds included, wherever the poller needs it.
+
+A message without the fields of issue 15 (`kinds.has_kinds` is False) is read by
+`messages.read_message` exactly as before. One with them is read by `kinds.read_kinds`
+first: a `scheduledTime`/`expiresAt` without an offset is a wall time in its
+`timezone`, resolved by `localtime`'s one rule for clock changes, and everything after
+(what is due, what expired, the instant handed to NATS) uses that instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from wasched.common.document import Document
+from wasched.common.events import DueMessage
+from wasched.common.kinds import KIND_FIELDS, Kinds, has_kinds, read_kinds
+from wasched.common.messages import ErrorKind, MessageInvalid, ScheduledMessage, read_message
+from wasched.common.recurrence import Series
+
+
+@dataclass(slots=True)
+class Reading:
+    message: ScheduledMessage
+    """For a series: its first occurrence, the text and the recipient of every one."""
+    kinds: Kinds | None = None
+    """None: a message of the original format."""
+
+    @property
+    def series(self) -> Series | None:
+        return self.kinds.series if self.kinds is not None else None
+
+
+def read(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None = None) -> Reading:
+    """Validate a pending message; `MessageInvalid` names the field. `zone` is the display
+    zone (a series without `timezone` runs there); `media_prefix` is where `media.key` must
+    point."""
+    if raw.keys().isdisjoint(KIND_FIELDS) or not has_kinds(raw):  # the first: fast
+        return Reading(read_message(raw))
+    kinds = read_kinds(raw, zone, media_key_prefix=media_prefix)
+    if kinds.series is not None and kinds.expires_at is not None:
+        raise MessageInvalid(
+            ErrorKind.VALIDATION,
+            "expiresAt: a repeating message ends by its rule (COUNT or UNTIL in repeat, e.g. "
+            "FREQ=WEEKLY;UNTIL=20271231), not by expiresAt",
+        )
+    text = (kinds.text or "") if kinds.media is not None else None
+    message = read_message(raw, scheduled=kinds.scheduled, expires_at=kinds.expires_at, text=text)
+    return Reading(message, kinds)
+
+
+def can_hand_over(reading: Reading) -> None:
+    """INTEGRATE(r2-media): remove with the fill-in of `due_message`. Until `DueMessage` can
+    carry media and link previews, such a message is refused when it would be handed over,
+    rather than sent as its text alone (or, with no text, failing every poll)."""
+    kinds = reading.kinds
+    if kinds is None or "media" in DueMessage.model_fields:
+        return
+    for name, found in (("media", kinds.media is not None), ("linkPreview", kinds.link_preview)):
+        if found:
+            raise MessageInvalid(
+                ErrorKind.VALIDATION, f"{name}: this version of wasched cannot send it yet"
+            )
+
+
+def is_series(raw: dict[str, Any]) -> bool:
+    """A repeating message (its occurrences are decided by `recurring`, not as one message)."""
+    return raw.get("repeat") is not None
+
+
+def series_keys(doc: Document) -> set[str]:
+    """The keys of repeating messages (a document without any costs one look per message)."""
+    if not any(is_series(raw) for raw in doc.messages):
+        return set()
+    return {k for k, raw in doc.keyed() if k is not None and is_series(raw)}
+
+
+def due_message(msg: ScheduledMessage, version: str | None, reading: Reading | None) -> DueMessage:
+    """The hand-over of a message as read (for an occurrence: its id and instant).
+
+    INTEGRATE(r2-media): the one place a `DueMessage` is built from a message's kinds. Once
+    `DueMessage.media`/`link_preview` exist, add
+    `media=MediaSpec.from_media(kinds.media) if kinds.media else None` and
+    `link_preview=kinds.link_preview or None`, where `kinds = reading.kinds` (None for a
+    message of the original format); `msg.text` is then the caption ("" for audio, voice).
+    """
+    return DueMessage(
+        id=msg.id,
+        to=msg.to,
+        message=msg.text,
+        contact_name=msg.contact_name,
+        scheduled_time=msg.scheduled_time,
+        expires_at=msg.expires_at,
+        version=version,
+    )
