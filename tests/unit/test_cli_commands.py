@@ -206,6 +206,23 @@ def test_list_table_is_sorted_in_the_display_zone_and_filters_by_status() -> Non
     assert listing.render([]) == "no messages"
 
 
+def test_list_shows_a_local_time_at_its_instant() -> None:
+    messages = [
+        {"id": "ny", "to": "1", "message": "m", "status": "pending", "timezone": "America/New_York",
+         "scheduledTime": "2027-03-14T02:30:00"},  # skipped by the clocks: 07:00 UTC
+        {"id": "utc", "to": "1", "message": "m", "status": "pending",
+         "scheduledTime": "2027-03-14T06:59:00Z"},
+        {"id": "bad", "to": "1", "message": "m", "status": "pending", "timezone": "Mars/Olympus",
+         "scheduledTime": "2027-03-14T02:30:00"},
+    ]  # fmt: skip
+    table = listing.rows(messages, ZoneInfo("UTC"))
+    assert [(row[0], row[1]) for row in table] == [
+        ("utc", "14/03/2027, 06:59:00"),
+        ("ny", "14/03/2027, 07:00:00"),
+        ("bad", "2027-03-14T02:30:00 (invalid)"),
+    ]
+
+
 HEALTH_BODY = {
     "healthy": False,
     "checks": [

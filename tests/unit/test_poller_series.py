@@ -364,3 +364,11 @@ def test_the_series_keeps_its_hand_overs_and_a_cancelled_one_holds_them_back() -
 def test_plan_passes_each_series_its_ledger_entries() -> None:
     found = plan_of([series()], ledgered={"s": {at(0): claimed(0)}})
     assert [s.action for s in found.steps if s.key == oid(0)] == [Action.HOLD]
+
+
+def test_a_repeating_message_is_never_handed_over_as_one_message() -> None:
+    """Round 1's poller read `repeat` as an unknown field: the series went out once, as a
+    one-time message with the series' id, and was marked sent."""
+    found = plan_of([series()])
+    assert [s.key for s in found.steps if s.action is Action.DISPATCH] == [oid(0)]
+    assert "s" not in {s.key for s in found.steps if s.action is not Action.NOTE}
