@@ -137,13 +137,17 @@ class _Plan:
 
     def _restore(self, history: set[datetime]) -> None:
         """Settled in the ledger, missing from `history` (its outcome not written yet, or
-        wiped by another writer): put it back. Older than a full history: nowhere to go."""
-        full = len(history) >= HISTORY_SIZE
-        floor = min(history) if full else None
-        for at, entry in sorted(self.known.ledger.items()):
-            if entry.is_final and at not in history and (floor is None or at > floor):
+        wiped by another writer): put it back. Older than a full history: nowhere to go.
+        A settled one the book still holds (rebuilt from the stream) is forgotten there."""
+        floor = min(history) if len(history) >= HISTORY_SIZE else None
+        for at, entry in self.known.ledger.items():
+            if not entry.is_final:
+                continue
+            if at not in history and (floor is None or at > floor):
                 outcome = entry.outcome(self._id(at))
                 self.steps.append(Step(self._id(at), Action.RESTORE, outcome=outcome))
+            if at in self.known.handed:
+                self.steps.append(Step(self._id(at), Action.DROP))
 
     def _in_flight(self) -> None:
         """Occurrences handed over or gated, not settled: like a one-time message, plus
