@@ -64,3 +64,31 @@ def test_due_message_needs_a_zoned_time() -> None:
                 "scheduledTime": "2025-12-24T10:00:00",
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("repeat", "FREQ=DAILY"), ("timezone", "Europe/London"), ("skip", ["2026-12-28"])],
+)
+def test_a_send_request_refuses_what_only_a_scheduled_message_has(
+    field: str, value: object
+) -> None:
+    """A send request is sent now, once: a `repeat` must not be dropped silently."""
+    payload = {"to": "447957189696", "message": "hi", field: value}
+    with pytest.raises(ValidationError, match=f"{field}: .*wasched.schedule"):
+        SendRequest.model_validate(payload)
+
+
+def test_a_send_request_carries_its_media_and_no_text_for_a_voice_note() -> None:
+    """The media must reach the sender, not be dropped with only the text sent."""
+    req = SendRequest.model_validate(
+        {
+            "to": "447957189696",
+            "message": "",
+            "media": {"type": "voice", "url": "https://example.org/v.ogg"},
+        }
+    )
+    assert req.media is not None and req.media.type == "voice"
+    assert req.message == ""
+    wire = json.loads(req.to_json())
+    assert wire["media"] == {"type": "voice", "url": "https://example.org/v.ogg"}

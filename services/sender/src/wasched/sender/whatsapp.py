@@ -44,7 +44,17 @@ from wasched.sender.neonize_events import (
     load_neonize,
     receipt_seen,
 )
-from wasched.sender.transport import PairingError, Sent, TransportError, TransportListener
+from wasched.sender.neonize_media import build_media, build_text_with_preview
+from wasched.sender.transport import (
+    Built,
+    Content,
+    MediaContent,
+    PairingError,
+    Sent,
+    TextContent,
+    TransportError,
+    TransportListener,
+)
 
 log = logging.getLogger("wasched.sender.whatsapp")
 LOGIN_WINDOW_SECONDS = 160.0
@@ -207,12 +217,25 @@ class NeonizeTransport:
         except Exception as exc:  # cosmetic: never let it block a send
             log.debug("typing indicator for %s failed: %s", mask(recipient.user), exc)
 
-    async def send(self, message_id: str, recipient: Recipient, text: str) -> Sent:
+    async def build(self, content: Content) -> Built:
+        """Media: uploaded and built (neonize_media.py); a text as a `str` (neonize adds
+        mentions), or with the preview made before the claim."""
+        if isinstance(content, MediaContent):
+            return Built(content, await build_media(self._require_live(), content))
+        if content.preview is None:
+            return Built(content)
+        client = self._require_live()
+        return Built(content, await build_text_with_preview(client, content.text, content.preview))
+
+    async def send(self, message_id: str, recipient: Recipient, built: Built) -> Sent:
         client = self._require_live()
         from neonize.exc import NeonizeError
 
+        message = built.message
+        if message is None and isinstance(built.content, TextContent):
+            message = built.content.text  # a str: neonize adds mentions, as before
         try:
-            response = await client.send_message(_jid(recipient), text)
+            response = await client.send_message(_jid(recipient), message)
         except NeonizeError as exc:
             raise TransportError(str(exc)) from None
         at = datetime.fromtimestamp(response.Timestamp, UTC) if response.Timestamp else None
