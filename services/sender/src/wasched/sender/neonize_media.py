@@ -36,7 +36,8 @@ from wasched.sender.transport import BuildError, LinkPreview, MediaContent
 log = logging.getLogger("wasched.sender.whatsapp")
 THUMBNAIL_UPLOAD_SECONDS = 30.0
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/|youtu\.be/)", re.IGNORECASE)
-_MISSING_TOOL = re.compile(r"(ffprobe|ffmpeg)[^\n]*(not found|No such file)", re.IGNORECASE)
+_MISSING_TOOL = re.compile(r"\b(ffprobe|ffmpeg): (?:command )?not found")
+"""What /bin/sh (dash: `1: ffprobe: not found`; bash: `ffprobe: command not found`) says."""
 
 
 def classify_build_error(kind: MediaKind, exc: BaseException) -> BuildError:
