@@ -69,10 +69,13 @@ ADD = ["schedule", "add", "--to", "447957189696", "--message", "Happy birthday!"
         ),
         (
             ["send", "--to", "447957189696", "--message", "   "],
-            "wasched: --message: the text is empty",
+            "wasched: --message: message text is empty",
         ),
         (["pair", "--phone", "120363000000000000@g.us"], "--phone: a phone number is needed"),
-        (["schedule", "add", "--to", "447957189696", "--at", "+5m"], "required: --message"),
+        (
+            ["schedule", "add", "--to", "447957189696", "--at", "+5m"],
+            "--message is required (or --media, to send a file)",
+        ),
         (["schedule", "remove", "x"], "invalid choice: 'remove'"),
         (["schedule", "list", "--status", "done"], "invalid choice: 'done'"),
         (["--env-file", "nowhere.env", "schedule", "list"], "--env-file nowhere.env: no such file"),
@@ -197,13 +200,50 @@ def test_list_table_is_sorted_in_the_display_zone_and_filters_by_status() -> Non
     assert table[0][1] == "24/12/2025, 10:00:00"
     assert table[1][1] == "01/07/2026, 09:50:00"  # BST
     assert table[2][1] == "someday (invalid)"
-    assert table[2][2] == "failed (phone number not on WhatsApp)"
-    assert len(table[0][5]) == listing.MESSAGE_WIDTH and table[0][5].endswith("…")
+    assert table[2][3] == "failed (phone number not on WhatsApp)"
+    assert len(table[0][6]) == listing.MESSAGE_WIDTH and table[0][6].endswith("…")
     text = listing.render(table)
     assert text.splitlines()[0].split() == list(listing.COLUMNS)
     only_sent = listing.rows(messages, LONDON, ["sent"])
     assert [row[0] for row in only_sent] == ["b"]
     assert listing.render([]) == "no messages"
+
+
+def test_list_shows_a_series_rule_and_next_occurrence_and_the_media_type() -> None:
+    messages = [
+        {
+            "id": "bins",
+            "to": "447957189696",
+            "message": "Bins out tonight",
+            "status": "pending",
+            "scheduledTime": "2026-01-05T19:00:00.000Z",
+            "repeat": "FREQ=WEEKLY;BYDAY=MO",
+            "nextAt": "2026-07-06T18:00:00.000Z",
+        },
+        {
+            "id": "card",
+            "to": "447957189696",
+            "message": "",
+            "status": "pending",
+            "scheduledTime": "2026-03-01T09:00:00.000Z",
+            "media": {"type": "image", "key": "whatsapp/media/c.jpg", "caption": "Merry"},
+        },
+        {
+            "id": "voice",
+            "to": "447957189696",
+            "message": "",
+            "status": "pending",
+            "scheduledTime": "2026-03-02T09:00:00.000Z",
+            "media": {"type": "voice", "key": "whatsapp/media/v.ogg"},
+        },
+    ]
+    table = listing.rows(messages, LONDON)
+    assert [row[:3] for row in table] == [
+        ("card", "01/03/2026, 09:00:00", ""),
+        ("voice", "02/03/2026, 09:00:00", ""),
+        ("bins", "06/07/2026, 19:00:00", "FREQ=WEEKLY;BYDAY=MO"),  # nextAt, in BST
+    ]
+    assert [row[6] for row in table] == ["[image] Merry", "[voice]", "Bins out tonight"]
 
 
 HEALTH_BODY = {
