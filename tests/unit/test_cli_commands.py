@@ -14,7 +14,8 @@ import segno
 import zxingcpp
 from PIL import Image
 
-from wasched.cli import listing, pairing, status
+from tests.support.mediafiles import OGG_OPUS
+from wasched.cli import kinds, listing, pairing, status
 from wasched.cli.main import build_parser, run
 from wasched.cli.outgoing import (
     InputError,
@@ -27,6 +28,7 @@ from wasched.cli.servers import free_port
 from wasched.cli.when import parse_when
 from wasched.common.clock import utcnow
 from wasched.common.events import ScheduleRequest, SenderStatus
+from wasched.common.settings import load_settings
 
 NOW = datetime(2025, 12, 20, 12, 0, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -322,7 +324,7 @@ RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
 
 def _documented_commands() -> list[list[str]]:
     section = RUNNING_MD.read_text().split("## The `wasched` command", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     commands = []
     for line in block.splitlines():
         if line.startswith("wasched "):
@@ -330,16 +332,29 @@ def _documented_commands() -> list[list[str]]:
     return commands
 
 
-def test_documented_cli_examples_are_valid_commands() -> None:
+def test_documented_cli_examples_are_valid_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example parses, and its message and media pass the poller's and sender's rules
+    (with the files it names: a picture and a voice note)."""
     commands = _documented_commands()
-    assert len(commands) >= 10
+    assert len(commands) >= 14
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "card.jpg", format="JPEG")
+    (tmp_path / "hello.ogg").write_bytes(OGG_OPUS)
+    settings = load_settings(_env_file=None, s3_endpoint="http://127.0.0.1:1")
     parser = build_parser()
     now = utcnow()
     for argv in commands:
         args = parser.parse_args(argv)
         if getattr(args, "at", None):
-            zone = ZoneInfo(args.tz) if args.tz else LONDON
-            assert parse_when(args.at, zone, now) > now, f"{args.at} is in the past"
-            schedule_request(to=args.to, message=args.message, at=now, now=now)
+            zone_name = args.tz or "Europe/London"
+            at = parse_when(args.at, ZoneInfo(zone_name), now)
+            assert at > now, f"{args.at} is in the past"
+            plan = kinds.plan_for(args, settings, at, zone_name)
+            schedule_request(to=args.to, message=args.message, at=at, now=now, fields=plan.fields)
+        elif argv[0] == "send":
+            plan = kinds.plan_for(args, settings, now, "Europe/London")
+            send_request(to=args.to, message=args.message, now=now, fields=plan.fields)
         if getattr(args, "phone", None):
             pair_phone(args.phone)
