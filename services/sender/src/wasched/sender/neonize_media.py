@@ -27,17 +27,29 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from wasched.common.media import MediaKind
 from wasched.common.messages import ErrorKind
-from wasched.sender.transport import BuildError, LinkPreview, MediaContent
+from wasched.sender.transport import BuildError, Built, Content, LinkPreview, MediaContent
 
 log = logging.getLogger("wasched.sender.whatsapp")
 THUMBNAIL_UPLOAD_SECONDS = 30.0
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/|youtu\.be/)", re.IGNORECASE)
 _MISSING_TOOL = re.compile(r"\b(ffprobe|ffmpeg): (?:command )?not found")
 """What /bin/sh (dash: `1: ffprobe: not found`; bash: `ffprobe: command not found`) says."""
+
+
+async def build_message(client: Callable[[], Any], content: Content) -> Built:
+    """`NeonizeTransport.build`: `client()` is the live client (it raises `TransportError`
+    when there is none). A text without a preview stays a `str`: neonize's `send_message`
+    then adds mentions exactly as before."""
+    if isinstance(content, MediaContent):
+        return Built(content, await build_media(client(), content))
+    if content.preview is None:
+        return Built(content)
+    return Built(content, await build_text_with_preview(client(), content.text, content.preview))
 
 
 def classify_build_error(kind: MediaKind, exc: BaseException) -> BuildError:

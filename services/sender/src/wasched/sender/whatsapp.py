@@ -44,11 +44,10 @@ from wasched.sender.neonize_events import (
     load_neonize,
     receipt_seen,
 )
-from wasched.sender.neonize_media import build_media, build_text_with_preview
+from wasched.sender.neonize_media import build_message
 from wasched.sender.transport import (
     Built,
     Content,
-    MediaContent,
     PairingError,
     Sent,
     TextContent,
@@ -218,14 +217,7 @@ class NeonizeTransport:
             log.debug("typing indicator for %s failed: %s", mask(recipient.user), exc)
 
     async def build(self, content: Content) -> Built:
-        """Media: uploaded and built (neonize_media.py); a text as a `str` (neonize adds
-        mentions), or with the preview made before the claim."""
-        if isinstance(content, MediaContent):
-            return Built(content, await build_media(self._require_live(), content))
-        if content.preview is None:
-            return Built(content)
-        client = self._require_live()
-        return Built(content, await build_text_with_preview(client, content.text, content.preview))
+        return await build_message(self._require_live, content)
 
     async def send(self, message_id: str, recipient: Recipient, built: Built) -> Sent:
         client = self._require_live()
