@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import importlib
+import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -261,6 +262,7 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
         "WHATSAPP_CONNECT_BACKOFF_SECONDS": "0.3",
         "STATUS_INTERVAL_SECONDS": "0.5",
         "LOG_FORMAT": "text",
+        "PATH": str(Path(sys.executable).parent),  # no ffmpeg, whatever this machine has
     }
     sender = ServiceProcess("sender", env, tmp_path / "neonize.log").start()
     try:
@@ -271,6 +273,12 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
     log = sender.log()
     assert code == EXIT_CONNECT_FAILED, log[-2000:]
     assert "gave up after 3 failed connects" in log
+    for kind, needs in (
+        ("video", "ffprobe (its length) and ffmpeg (its thumbnail)"),
+        ("audio", "ffprobe (its length)"),
+        ("voice", "ffprobe (its length)"),
+    ):
+        assert f"media: cannot send {kind} needs {needs} on PATH; install ffmpeg" in log
     await eventually(lambda: "disconnected" in [s.state for s in statuses], what="disconnected")
     assert "connected" not in [s.state for s in statuses]
     assert (tmp_path / "wa" / "session.sqlite3").exists()
@@ -292,6 +300,7 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
     finally:
         later.stop()
     assert (outcomes[0].id, outcomes[0].status) == ("offline-1", Status.SENT)
+    assert "media: every type can be sent" in later.log(), "dryrun hands nothing to ffmpeg"
 
 
 # round 2: the account as a real phone sees it ----------------------------------------------

@@ -152,3 +152,16 @@ def test_one_stack_per_data_dir(tmp_path: Path) -> None:
     finally:
         first.close()
     stack.acquire_lock(tmp_path).close()
+
+
+def test_the_banner_says_which_media_the_sender_can_send() -> None:
+    def found(*tools: str):
+        return lambda name: f"/usr/bin/{name}" if name in tools else None
+
+    assert stack.media_line("neonize", found("ffmpeg", "ffprobe")).startswith("every type")
+    assert stack.media_line("neonize", found()) == (
+        "images and documents only: video, audio and voice notes need ffmpeg and ffprobe "
+        "on PATH (e.g. apt install ffmpeg, brew install ffmpeg)"
+    )
+    assert "need ffprobe on PATH" in stack.media_line("neonize", found("ffmpeg"))
+    assert stack.media_line("dryrun", found()).startswith("every type (dryrun")

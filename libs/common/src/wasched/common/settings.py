@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     )
     s3_bucket: str = Field("wasched", validation_alias=_env("S3_BUCKET", "B2_BUCKET"), min_length=1)
     s3_prefix: str = Field("whatsapp/", validation_alias=_env("S3_PREFIX", "B2_PREFIX"))
+    media_key_prefix: str | None = Field(None, validation_alias=_env("MEDIA_KEY_PREFIX"))
+    """Where in the bucket media must be (`media.key`); default `{S3_PREFIX}media/`. A message
+    can name no other object (not even `scheduled.json`) to be sent."""
 
     poll_interval_seconds: float = Field(60, gt=0, validation_alias=_env("POLL_INTERVAL_SECONDS"))
     schedule_horizon_seconds: float = Field(
@@ -142,6 +145,15 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_slash(cls, value: str) -> str:
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("media_key_prefix")
+    @classmethod
+    def _media_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("/") or any(part in {".", ".."} for part in value.split("/")):
+            raise ValueError("a key prefix such as whatsapp/media/ (no leading /, no . or ..)")
+        return value if value.endswith("/") else value + "/"
 
     @field_validator("nats_url")
     @classmethod
@@ -208,6 +220,11 @@ class Settings(BaseSettings):
     @property
     def document_key(self) -> str:
         return f"{self.s3_prefix}scheduled.json"
+
+    @property
+    def media_prefix(self) -> str:
+        """`MEDIA_KEY_PREFIX`, else `{S3_PREFIX}media/`: the only keys media may be read from."""
+        return self.media_key_prefix or f"{self.s3_prefix}media/"
 
 
 SECRET_FILES = {

@@ -19,8 +19,10 @@ from wasched.common.events import Reply
 from wasched.sender import pace, pairing
 from wasched.sender.account import Account
 from wasched.sender.attempt import Parts
+from wasched.sender.capabilities import startup_lines, unavailable_media
 from wasched.sender.config import SenderSettings
 from wasched.sender.connection import Connection, Limits, Stopping, StreamReplaced, TakeOver
+from wasched.sender.content import Contents, Fetchers
 from wasched.sender.flow import Flow
 from wasched.sender.journal import Journal
 from wasched.sender.lifecycle import Lifecycle
@@ -85,6 +87,7 @@ class Runtime:
         self._index: ReceiptIndex | None = None
         self._account: Account | None = None
         self._liveness: Liveness | None = None
+        self._fetchers = Fetchers(settings, settings.fetch_limits)
         self._transport_started = False
         self._marked_replaced = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,6 +122,9 @@ class Runtime:
         )
         self._spawn(self._reporter.run())
         self._spawn(self.lifecycle.run_ticks())
+        unavailable = unavailable_media(self.transport.name)
+        for line in startup_lines(unavailable):
+            (log.warning if unavailable else log.info)("%s", line)
         parts = Parts(
             kv=kv,
             records=Records(kv, journal),
@@ -128,6 +134,7 @@ class Runtime:
             index=self._index,
             transport=self.transport,
             lifecycle=self.lifecycle,
+            contents=Contents(self._fetchers, unavailable),
         )
         flow = Flow(parts, settings, pace_limits(settings), self.stats, asyncio.Event())
         self._sender = Sender(nc=nc, flow=flow, settings=settings)
@@ -183,6 +190,10 @@ class Runtime:
         self.lifecycle.connection_event(Stopping())
         self.clean_stop = await self.transport.stop(timeout=10.0) is not False
         await self.lifecycle.close()
+        try:
+            await self._fetchers.close()
+        except Exception as exc:
+            log.warning("closing the media fetcher failed: %s", exc)
         if self._reporter is not None:
             await self._reporter.flush()
         if self._liveness is not None:

@@ -208,6 +208,7 @@ class Sender:
             msg.headers,
             stream_seq=meta.sequence.stream,
             stored_at=meta.timestamp,
+            media_key_prefix=self._settings.media_prefix,
         )
         if isinstance(job, Rejected):
             await self._reject(msg, subject, job)
