@@ -23,6 +23,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from tests.conftest import TEST_BUCKET, service_env
@@ -57,6 +59,40 @@ def _outbox(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
     return Counter(json.loads(line)["id"] for line in path.read_text().splitlines() if line)
+
+
+async def _keys(js: JetStreamContext, bucket: str) -> list[str]:
+    try:
+        return await (await js.key_value(bucket)).keys()
+    except (BucketNotFoundError, NoKeysError):
+        return []
+
+
+async def _left_where_the_real_run_looks(nats: SecuredNats) -> dict[str, object]:
+    """Every bucket and subject a real run reads, with what is in it (all must be empty),
+    and how long the rehearsal's own ledger keeps what it holds."""
+    async with nats.connect("admin") as nc:
+        js = nc.jetstream()
+        found: dict[str, object] = {}
+        for bucket in (topology.LEDGER_BUCKET, topology.ACCOUNT_BUCKET, topology.LOOKUP_BUCKET):
+            found[bucket] = await _keys(js, bucket)
+        for subject in (topology.DUE, topology.FIRE, topology.OUTCOME, f"{topology.SCHED_PREFIX}*"):
+            info = await js.stream_info(topology.STREAM, subjects_filter=subject)
+            found[subject] = sum((info.state.subjects or {}).values())
+        for durable in (topology.SENDER_SEND, topology.POLLER_SCHEDULE):
+            try:
+                info = await js.consumer_info(topology.IN_STREAM, durable)
+            except NotFoundError:  # never made: nobody took a request
+                found[f"{durable} delivered"] = 0
+            else:
+                found[f"{durable} delivered"] = info.delivered.stream_seq
+        try:
+            kept = await js.stream_info(f"KV_{topology.REHEARSAL.ledger_bucket}")
+        except NotFoundError:
+            found["the rehearsal's ledger keeps (s)"] = None
+        else:
+            found["the rehearsal's ledger keeps (s)"] = kept.config.max_age
+        return found
 
 
 def _sent_count(http: httpx.Client) -> float | None:
@@ -162,6 +198,7 @@ async def test_a_rehearsal_leaves_every_message_to_the_real_run(
         for name in ("rehearsal-sender", "rehearsal-poller"):
             assert procs.pop(name).stop() == 0
         after_rehearsal = s3.get_object(Bucket=TEST_BUCKET, Key=key)["Body"].read()
+        left = await _left_where_the_real_run_looks(secured_nats)
 
         start("poller", real)
         start("sender", real, module=FAULTY_MODULE)
@@ -191,6 +228,18 @@ async def test_a_rehearsal_leaves_every_message_to_the_real_run(
         statuses = {m["id"]: m["status"] for m in stored["messages"]}
         assert statuses == dict.fromkeys(due - {"r-request"}, "sent")
         assert after_rehearsal == original, "the rehearsal wrote into the schedule"
+        assert left == {
+            topology.LEDGER_BUCKET: [],
+            topology.ACCOUNT_BUCKET: [],
+            topology.LOOKUP_BUCKET: [],
+            topology.DUE: 0,
+            topology.FIRE: 0,
+            topology.OUTCOME: 0,
+            f"{topology.SCHED_PREFIX}*": 0,
+            f"{topology.SENDER_SEND} delivered": 0,  # the requests waited for the real run
+            f"{topology.POLLER_SCHEDULE} delivered": 0,
+            "the rehearsal's ledger keeps (s)": 86400,
+        }
         for name in ("sender", "poller", "health"):
             assert procs.pop(name).stop() == 0
         assert secured_nats.violations() == []
