@@ -188,12 +188,11 @@ async def test_a_rehearsal_leaves_every_message_to_the_real_run(
                 headers={"Nats-Msg-Id": "schedule:r-scheduled"},
             )
 
-        rehearsed = eventually_sync(
+        eventually_sync(  # the rehearsal did rehearse
             lambda: {"r-due", "r-soon"} <= set(_outbox(tmp_path / "rehearsal-outbox.jsonl")),
             timeout=40,
             what="the rehearsal's outbox to show r-due and r-soon",
         )
-        assert rehearsed
         rehearsal_sender.wait_log("failed r-absent", timeout=20)  # made up: not on WhatsApp
         for name in ("rehearsal-sender", "rehearsal-poller"):
             assert procs.pop(name).stop() == 0
