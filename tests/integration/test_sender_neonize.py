@@ -293,7 +293,8 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
         outcomes.append(Outcome.model_validate_json(msg.data))
 
     await js.subscribe(topology.OUTCOME, cb=on_outcome, ordered_consumer=True)
-    healthy = dict(env, WHATSAPP_TRANSPORT="dryrun", DRYRUN_OUTBOX=str(tmp_path / "out.jsonl"))
+    outbox = str(tmp_path / "out.jsonl")
+    healthy = dict(env, WHATSAPP_TRANSPORT="dryrun", DRYRUN_MODE="record", DRYRUN_OUTBOX=outbox)
     later = ServiceProcess("sender", healthy, tmp_path / "dryrun.log").start()
     try:
         await eventually(lambda: outcomes, timeout=30, what="the waiting message sent")

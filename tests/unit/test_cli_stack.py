@@ -88,6 +88,8 @@ def test_services_are_pointed_at_the_embedded_servers_and_data_dir(tmp_path: Pat
     assert env["HEALTH_PORT"] == "13002"
     assert env["HEALTH_HOST"] == "127.0.0.1"
     assert env["WHATSAPP_TRANSPORT"] == "dryrun"
+    assert env["DRYRUN_MODE"] == "record"  # its schedule is its own: not a rehearsal
+    assert not stack.check_settings(_config(tmp_path)).rehearsal
     assert env["DRYRUN_OUTBOX"] == str(tmp_path / "data" / "outbox.jsonl")
     assert env["WHATSAPP_SESSION"] == str(tmp_path / "data" / "session.sqlite3")
     assert "WHATSAPP_TRANSPORT" not in stack.child_env(_config(tmp_path, dryrun=False))

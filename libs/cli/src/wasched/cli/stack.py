@@ -199,8 +199,9 @@ def child_env(config: StackConfig) -> dict[str, str]:
         "DRYRUN_OUTBOX": str(config.data_dir / "outbox.jsonl"),
         "PYTHONUNBUFFERED": "1",
     }
-    if config.dryrun:
+    if config.dryrun:  # the stack's schedule is its own: record outcomes like the real run
         env["WHATSAPP_TRANSPORT"] = "dryrun"
+        env["DRYRUN_MODE"] = "record"
     return env
 
 
@@ -273,7 +274,8 @@ def banner(config: StackConfig, settings: Settings) -> str:
         f"S3 secret key {SECRET_KEY}",
         f"WhatsApp      {transport}"
         + (
-            f"  (outbox {config.data_dir / 'outbox.jsonl'})"
+            f"  (outbox {config.data_dir / 'outbox.jsonl'}; outcomes recorded: the schedule is "
+            "this stack's own)"
             if transport == "dryrun"
             else "  (link it: scan the QR on the status page, or `wasched pair`)"
         ),

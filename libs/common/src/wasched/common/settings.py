@@ -29,6 +29,13 @@ class Transport(StrEnum):
     DRYRUN = "dryrun"
 
 
+class DryrunMode(StrEnum):
+    REHEARSAL = "rehearsal"
+    """Over a schedule it does not own: records nothing a real run would take as done."""
+    RECORD = "record"
+    """Over a schedule of its own (the local stack, tests): records outcomes like a real run."""
+
+
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -101,6 +108,8 @@ class Settings(BaseSettings):
     )
     whatsapp_session: str = Field("data/session.sqlite3", validation_alias=_env("WHATSAPP_SESSION"))
     dryrun_outbox: Path = Field(Path("data/outbox.jsonl"), validation_alias=_env("DRYRUN_OUTBOX"))
+    dryrun_mode: DryrunMode = Field(DryrunMode.REHEARSAL, validation_alias=_env("DRYRUN_MODE"))
+    """With `dryrun`: a rehearsal (default), or `record` for a schedule of its own."""
     send_min_gap_seconds: float = Field(15.0, ge=0, validation_alias=_env("SEND_MIN_GAP_SECONDS"))
     send_max_per_hour: int = Field(30, ge=0, validation_alias=_env("SEND_MAX_PER_HOUR"))
     """Account-safety defaults: see docs/sender.md for the reports they come from."""
@@ -212,6 +221,14 @@ class Settings(BaseSettings):
     def nats_servers(self) -> list[str]:
         """`NATS_URL` may list several servers of a cluster, comma-separated."""
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    @property
+    def rehearsal(self) -> bool:
+        """A dry run over a schedule it does not own: it reads the schedule and writes only to
+        its own outbox, log and NATS names (`topology.REHEARSAL`), never to the schedule."""
+        return (
+            self.whatsapp_transport is Transport.DRYRUN and self.dryrun_mode is DryrunMode.REHEARSAL
+        )
 
     @property
     def zone(self) -> ZoneInfo:

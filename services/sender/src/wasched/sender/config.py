@@ -145,11 +145,15 @@ class SenderSettings(Settings):
 
     @property
     def journal_path(self) -> Path:
+        """A rehearsal keeps its own (`*.rehearsal.jsonl`): a real sender settles what its
+        journal holds into the real ledger, and must never find a rehearsed send there."""
         if self.sender_journal is not None:
-            return self.sender_journal.expanduser()
-        session = self.session_path
-        directory = session.parent if session is not None else Path("data")
-        return directory / "sender-journal.jsonl"
+            path = self.sender_journal.expanduser()
+        else:
+            session = self.session_path
+            folder = session.parent if session is not None else Path("data")
+            path = folder / "sender-journal.jsonl"
+        return path.with_name(f"{path.stem}.rehearsal{path.suffix}") if self.rehearsal else path
 
     @property
     def fetch_limits(self) -> FetchLimits:

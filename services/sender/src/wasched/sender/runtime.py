@@ -36,6 +36,12 @@ from wasched.sender.transport import Transport as TransportProtocol
 from wasched.sender.worker import Sender
 
 log = logging.getLogger("wasched.sender")
+REHEARSING = (
+    "REHEARSAL (WHATSAPP_TRANSPORT=dryrun): sends go to the outbox and the log only; the "
+    "ledger, pace, number lookups and outcomes are the rehearsal's own, and wasched.send "
+    "requests are left for the real run (DRYRUN_MODE=record: a dry run over a schedule of "
+    "its own)"
+)
 
 
 def limits(settings: SenderSettings) -> Limits:
@@ -70,7 +76,7 @@ class Runtime:
         self.settings = settings
         self.broker = broker
         self.transport = transport
-        self.stats = Stats()
+        self.stats = Stats(rehearsal=settings.rehearsal)
         self.exit_code = 0
         self.clean_stop = True
         self.stopping = False
@@ -96,14 +102,15 @@ class Runtime:
         settings, replicas = self.settings, self.settings.nats_replicas
         nc = await self.broker.connect()
         js = nc.jetstream()
-        kv, _ = await topology.declare(js, replicas)
+        lane = topology.lane(settings.rehearsal)  # a rehearsal's ledger, pace and lookups
+        kv, _ = await topology.declare(js, replicas, lane)
         senders_kv = await topology.bucket(
             js, topology.SENDERS_BUCKET, ttl=settings.sender_liveness_seconds, replicas=replicas
         )
-        account_kv = await topology.bucket(js, topology.ACCOUNT_BUCKET, replicas=replicas)
+        account_kv = await topology.bucket(js, lane.account_bucket, replicas=replicas)
         lookup_kv = await topology.bucket(
             js,
-            topology.LOOKUP_BUCKET,
+            lane.lookup_bucket,
             ttl=settings.lookup_cache_seconds,
             max_bytes=CACHE_MAX_BYTES,
             replicas=replicas,
@@ -140,6 +147,8 @@ class Runtime:
         self._sender = Sender(nc=nc, flow=flow, settings=settings)
         await self._sender.start()
         await self._connect_whatsapp(account)
+        if settings.rehearsal:
+            log.warning(REHEARSING)
         log.info(
             "sender started: %s transport, min gap %gs (+ up to %gs jitter), at most %s an "
             "hour and %s a day (instance %s)",
