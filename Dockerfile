@@ -75,10 +75,10 @@ HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD ["python", "-m", "wasched.common.probe", "heartbeat", "poller"]
 CMD ["python", "-m", "wasched.poller"]
 
-# ---- sender (neonize: needs libmagic at run time) -----------------------------
+# ---- sender (neonize: libmagic at run time; ffmpeg/ffprobe for video, audio, voice notes) ----
 FROM base AS sender
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagic1 \
+ && apt-get install -y --no-install-recommends libmagic1 ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build-sender /app/.venv /app/.venv
 ENV WHATSAPP_SESSION=/data/session.sqlite3 \

@@ -26,6 +26,7 @@ import boto3
 from wasched.common.clock import format_utc, parse_utc
 from wasched.common.recipients import parse_recipient
 from wasched.sender.dryrun import DryrunTransport
+from wasched.sender.transport import Built, TextContent
 
 
 class PollingBaseline:
@@ -41,7 +42,7 @@ class PollingBaseline:
         for msg in data["messages"]:
             if msg.get("status") == "pending" and parse_utc(msg["scheduledTime"]) <= now:
                 result = await self.transport.send(
-                    msg["id"], parse_recipient(msg["to"]), msg["message"]
+                    msg["id"], parse_recipient(msg["to"]), Built(TextContent(msg["message"]))
                 )
                 msg["status"], msg["sentAt"] = "sent", format_utc(result.at)
                 sent += 1

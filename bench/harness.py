@@ -149,6 +149,7 @@ class Cell:
             "S3_BUCKET": BUCKET,
             "S3_PREFIX": self.prefix,
             "WHATSAPP_TRANSPORT": "dryrun",
+            "DRYRUN_MODE": "record",  # the cell owns its schedule: measure the real path
             "DRYRUN_OUTBOX": str(self.outbox),
             "SENDER_JOURNAL": str(self.outbox.with_name(f"{self.tag}-journal.jsonl")),
             "LOG_LEVEL": "WARNING",

@@ -193,7 +193,10 @@ def make_settings(
 def service_env(
     server: S3Server, prefix: str, nats_url: str, tmp_path: Path, **extra: object
 ) -> dict[str, str]:
-    """Environment for a service child process (dryrun transport, test bucket)."""
+    """Environment for a service child process (dryrun transport, test bucket).
+
+    `DRYRUN_MODE=record`: each test owns its schedule, so its dry runs record outcomes like
+    the real run (a dry run is otherwise a rehearsal; tests/e2e/test_rehearsal.py)."""
     env = {
         "NATS_URL": nats_url,
         "S3_ENDPOINT": server.endpoint,
@@ -202,6 +205,7 @@ def service_env(
         "S3_BUCKET": TEST_BUCKET,
         "S3_PREFIX": prefix,
         "WHATSAPP_TRANSPORT": "dryrun",
+        "DRYRUN_MODE": "record",
         "DRYRUN_OUTBOX": str(tmp_path / "outbox.jsonl"),
         "SENDER_JOURNAL": str(tmp_path / "sender-journal.jsonl"),
         "SEND_MIN_GAP_SECONDS": "0",

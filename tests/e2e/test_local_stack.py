@@ -1,13 +1,15 @@
 """The local stack the way docs/running.md runs it: `make run` (dryrun), then the CLI.
 
 A message added 5 s ahead with `wasched schedule add` must reach the dryrun
-outbox at its time and end `sent` in the stored document; Ctrl-C (SIGINT to the
+outbox at its time and end `sent` in the stored document; a picture sent with
+`wasched send --media` goes through the bucket to the outbox; Ctrl-C (SIGINT to the
 terminal's process group) must stop everything and leave no process behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from tests.support.mediafiles import jpeg
 from tests.support.waiting import eventually_sync
 from wasched.cli import stack
 from wasched.cli.servers import die_with_parent, free_port
@@ -123,6 +126,20 @@ def test_make_run_schedules_sends_records_and_stops_cleanly(tmp_path: Path) -> N
             timeout=30, what="status sent in the stored document",
         )  # fmt: skip
         assert stored["sentAt"]
+        # docs/running.md: a picture from this machine, uploaded to the bucket by the CLI,
+        # fetched from there and checked by the sender, recorded with its hash by dryrun
+        card = data / "card.jpg"
+        card.write_bytes(jpeg(48))
+        picture = wasched(
+            "send", "--to", "447957189696", "--media", "./card.jpg", "--message", "Merry Christmas",
+            "--id", "e2e-card", env_file=env_file,
+        )  # fmt: skip
+        assert (picture.returncode, picture.stdout) == (0, "sent e2e-card\n"), picture.stderr
+        line = outbox_line(data / "outbox.jsonl", "e2e-card")
+        assert line is not None and line["message"] == "Merry Christmas"
+        assert line["media"]["sha256"] == hashlib.sha256(card.read_bytes()).hexdigest()
+        assert (line["media"]["type"], line["media"]["mime"]) == ("image", "image/jpeg")
+
         listed = wasched("schedule", "list", "--status", "sent", env_file=env_file)
         assert message_id in listed.stdout, listed.stdout + listed.stderr
         health = wasched("status", env_file=env_file)

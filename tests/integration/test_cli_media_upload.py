@@ -29,7 +29,7 @@ async def test_an_uploaded_file_is_what_the_sender_fetches(
         message="Merry Christmas",
         at=datetime(2026, 12, 24, 9, tzinfo=UTC),
         zone_name="Europe/London",
-        prefix=prefix,
+        media_prefix=f"{prefix}media/",
     )
     assert plan.upload is not None
     settings = make_settings(s3, prefix)

@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from tests.conftest import TEST_BUCKET
+from tests.support.mediafiles import jpeg
 from wasched.cli.pairing import qr_block
 from wasched.cli.servers import S3Server
 from wasched.common import topology
@@ -263,7 +264,7 @@ async def test_schedule_list_reads_the_stored_document(
     everything = await cli("schedule", "list", env={}, cwd=tmp_path)
     assert everything.code == 0, everything.err
     lines = everything.out.splitlines()
-    assert lines[0].split() == ["ID", "WHEN", "STATUS", "TO", "NAME", "MESSAGE"]
+    assert lines[0].split() == ["ID", "WHEN", "REPEAT", "STATUS", "TO", "NAME", "MESSAGE"]
     assert [line.split()[0] for line in lines[1:]] == [
         "1735170000456_d4e5f6", "1735170999789_a7b8c9", "1735168500123_a1b2c3",
     ]  # fmt: skip
@@ -271,3 +272,62 @@ async def test_schedule_list_reads_the_stored_document(
     (row,) = pending.out.splitlines()[1:]
     assert row.split()[:4] == ["1735168500123_a1b2c3", "24/12/2025,", "10:00:00", "pending"]
     assert "Happy Birthday!" in row
+
+
+async def test_schedule_add_uploads_the_media_and_sends_the_new_fields(
+    stream: JetStreamContext, responder, env: dict[str, str], seaweed: S3Server, prefix: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The example of docs/running.md and issue 15: a yearly card, 09:00 London time."""
+    seen = await responder(topology.SCHEDULE, _accept(ScheduleRequest))
+    card = tmp_path / "card.jpg"
+    card.write_bytes(jpeg(64))
+    s3 = {
+        "S3_ENDPOINT": seaweed.endpoint, "S3_ACCESS_KEY_ID": seaweed.access_key,
+        "S3_SECRET_ACCESS_KEY": seaweed.secret_key, "S3_BUCKET": TEST_BUCKET, "S3_PREFIX": prefix,
+    }  # fmt: skip
+    result = await cli(
+        "schedule", "add", "--to", "447957189696", "--message", "Happy birthday!",
+        "--repeat", "FREQ=YEARLY", "--tz", "Europe/London", "--at", "2030-12-24T09:00",
+        "--media", "./card.jpg", env={**env, **s3}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.out.strip().endswith("repeating FREQ=YEARLY in Europe/London")
+    raw = json.loads(seen[0].data)
+    assert (raw["repeat"], raw["timezone"]) == ("FREQ=YEARLY", "Europe/London")
+    assert raw["scheduledTime"] == "2030-12-24T09:00:00Z"  # GMT in December
+    assert raw["message"] == "Happy birthday!"
+    key = raw["media"]["key"]
+    assert raw["media"]["type"] == "image" and key.startswith(f"{prefix}media/")
+    stored = boto3.client(
+        "s3", endpoint_url=seaweed.endpoint, region_name="us-east-1",
+        aws_access_key_id=seaweed.access_key, aws_secret_access_key=seaweed.secret_key,
+    ).get_object(Bucket=TEST_BUCKET, Key=key)  # fmt: skip
+    assert stored["Body"].read() == card.read_bytes()
+
+
+async def test_send_takes_media_by_url_and_a_link_preview(
+    stream: JetStreamContext, responder, env: dict[str, str], tmp_path: Path
+) -> None:
+    sends = await responder(topology.SEND, _accept(SendRequest))
+    voice = await cli(
+        "send", "--to", "447957189696", "--media", "https://example.org/hello.ogg",
+        "--media-type", "voice", "--id", "v1", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert (voice.code, voice.out) == (0, "sent v1\n"), voice.err
+    article = await cli(
+        "send", "--to", "447957189696", "--message", "Read https://example.org/post",
+        "--link-preview", "--id", "a1", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert article.code == 0, article.err
+    payloads = [json.loads(msg.data) for msg in sends]
+    assert payloads[0]["media"] == {"type": "voice", "url": "https://example.org/hello.ogg"}
+    assert payloads[0]["message"] == ""
+    assert payloads[1]["linkPreview"] is True
+    refused = await cli(
+        "send", "--to", "447957189696", "--message", "hi", "--media",
+        "https://example.org/hello.ogg", "--media-type", "voice", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.code == 2
+    assert refused.err.startswith("wasched: --message: WhatsApp sends voice without text")
+    assert len(sends) == 2, "nothing was published for the refused one"

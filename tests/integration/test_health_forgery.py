@@ -37,6 +37,8 @@ async def test_a_forged_status_from_the_client_role_is_refused_by_the_server(
             forged = SenderStatus(state="pairing", transport="neonize", qr=FORGED_QR)
             await client.publish(topology.SENDER_STATUS, forged.to_json())
             await client.flush()
+            # the server's refusal reaches the client's error callback on its own schedule
+            await eventually(lambda: secured_nats.errors["client"], what="the server's refusal")
         async with secured_nats.connect("sender") as sender:
             genuine = SenderStatus(state="pairing", transport="neonize", qr=GENUINE_QR)
             await sender.publish(topology.SENDER_STATUS, genuine.to_json())

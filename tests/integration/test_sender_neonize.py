@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import importlib
+import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -261,6 +262,7 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
         "WHATSAPP_CONNECT_BACKOFF_SECONDS": "0.3",
         "STATUS_INTERVAL_SECONDS": "0.5",
         "LOG_FORMAT": "text",
+        "PATH": str(Path(sys.executable).parent),  # no ffmpeg, whatever this machine has
     }
     sender = ServiceProcess("sender", env, tmp_path / "neonize.log").start()
     try:
@@ -271,6 +273,12 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
     log = sender.log()
     assert code == EXIT_CONNECT_FAILED, log[-2000:]
     assert "gave up after 3 failed connects" in log
+    for kind, needs in (
+        ("video", "ffprobe (its length) and ffmpeg (its thumbnail)"),
+        ("audio", "ffprobe (its length)"),
+        ("voice", "ffprobe (its length)"),
+    ):
+        assert f"media: cannot send {kind} needs {needs} on PATH; install ffmpeg" in log
     await eventually(lambda: "disconnected" in [s.state for s in statuses], what="disconnected")
     assert "connected" not in [s.state for s in statuses]
     assert (tmp_path / "wa" / "session.sqlite3").exists()
@@ -285,13 +293,15 @@ async def test_no_network_reports_disconnected_consumes_nothing_loses_nothing(
         outcomes.append(Outcome.model_validate_json(msg.data))
 
     await js.subscribe(topology.OUTCOME, cb=on_outcome, ordered_consumer=True)
-    healthy = dict(env, WHATSAPP_TRANSPORT="dryrun", DRYRUN_OUTBOX=str(tmp_path / "out.jsonl"))
+    outbox = str(tmp_path / "out.jsonl")
+    healthy = dict(env, WHATSAPP_TRANSPORT="dryrun", DRYRUN_MODE="record", DRYRUN_OUTBOX=outbox)
     later = ServiceProcess("sender", healthy, tmp_path / "dryrun.log").start()
     try:
         await eventually(lambda: outcomes, timeout=30, what="the waiting message sent")
     finally:
         later.stop()
     assert (outcomes[0].id, outcomes[0].status) == ("offline-1", Status.SENT)
+    assert "media: every type can be sent" in later.log(), "dryrun hands nothing to ffmpeg"
 
 
 # round 2: the account as a real phone sees it ----------------------------------------------
@@ -428,7 +438,10 @@ async def test_a_pair_code_comes_from_a_fresh_login_window(rig: Rig) -> None:
     await rig.show_qr("2@fresh-window")
     assert await asyncio.wait_for(asked, 10) == "ABCD1234"
     assert stub.calls == ["PairPhone"]
-    status = await rig.reached("pairing")
+    status = await eventually(
+        lambda: next((s for s in rig.statuses if s.state == "pairing" and s.pair_code), None),
+        what="a pairing status carrying the code",
+    )  # a QR-only status of the fresh window may come first
     assert status.pair_code == "ABCD1234"
     assert status.until is not None
     assert 150 <= (status.until - opened).total_seconds() <= 170, "whatsmeow's 160 s window"

@@ -14,6 +14,9 @@ its key, and the last step repeats. Keys and steps:
   WhatsApp under another number, as WhatsApp answers for e.g. Mexican mobiles), or
   `before:<text>` (the lookup fails).
 - `typing` (the typing indicator before a send): `ok` or `before:<text>`.
+- `build` (preparing each message after the claim, e.g. a media upload): `ok`,
+  `fail:<text>` (a `BuildError`, `media_unavailable`), `disconnected` (the client is not
+  connected: nothing began), or `hang`.
 - `start` (when the transport starts): `ok`, `ban:<seconds>` (connected, then WhatsApp
   reports a temporary ban of that length), or `replaced` (connected, then another client
   takes the session).
@@ -33,10 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from wasched.common.clock import format_utc, utcnow
+from wasched.common.messages import ErrorKind
 from wasched.common.recipients import USER_SERVER, Recipient
 from wasched.sender.connection import Connected, StreamReplaced, TemporaryBan
 from wasched.sender.dryrun import DryrunTransport
-from wasched.sender.transport import Sent, TransportError, TransportListener
+from wasched.sender.transport import (
+    BuildError,
+    Built,
+    Content,
+    Sent,
+    TransportError,
+    TransportListener,
+)
 
 
 class FaultyTransport(DryrunTransport):
@@ -95,12 +106,23 @@ class FaultyTransport(DryrunTransport):
         if step.startswith("before:"):
             raise TransportError(step.removeprefix("before:"))
 
-    async def send(self, message_id: str, recipient: Recipient, text: str) -> Sent:
+    async def build(self, content: Content) -> Built:
+        step = self.step("build")
+        self.record("build", step)
+        if step.startswith("fail:"):
+            raise BuildError(ErrorKind.MEDIA_UNAVAILABLE, step.removeprefix("fail:"))
+        if step == "disconnected":
+            raise TransportError("WhatsApp client not connected")
+        if step == "hang":
+            await asyncio.Event().wait()
+        return await super().build(content)
+
+    async def send(self, message_id: str, recipient: Recipient, built: Built) -> Sent:
         step = self.step(message_id)
         self.record("send", step, id=message_id, jid=recipient.jid)
         if step.startswith("before:"):
             raise TransportError(step.removeprefix("before:"))
-        sent = await super().send(message_id, recipient, text)
+        sent = await super().send(message_id, recipient, built)
         if step.startswith("after:"):
             raise TransportError(step.removeprefix("after:"))
         if step == "hang":

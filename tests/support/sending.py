@@ -28,6 +28,7 @@ def sender_env(nats_url: str, tmp_path: Path, **extra: object) -> dict[str, str]
     env = {
         "NATS_URL": nats_url,
         "WHATSAPP_TRANSPORT": "dryrun",
+        "DRYRUN_MODE": "record",  # each test owns its NATS: record like the real run
         "DRYRUN_OUTBOX": str(tmp_path / "outbox.jsonl"),
         "SENDER_JOURNAL": str(tmp_path / "journal.jsonl"),
         "SEND_MIN_GAP_SECONDS": "0",

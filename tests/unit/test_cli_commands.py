@@ -14,7 +14,8 @@ import segno
 import zxingcpp
 from PIL import Image
 
-from wasched.cli import listing, pairing, status
+from tests.support.mediafiles import OGG_OPUS
+from wasched.cli import kinds, listing, pairing, status
 from wasched.cli.main import build_parser, run
 from wasched.cli.outgoing import (
     InputError,
@@ -27,6 +28,7 @@ from wasched.cli.servers import free_port
 from wasched.cli.when import parse_when
 from wasched.common.clock import utcnow
 from wasched.common.events import ScheduleRequest, SenderStatus
+from wasched.common.settings import load_settings
 
 NOW = datetime(2025, 12, 20, 12, 0, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -69,10 +71,13 @@ ADD = ["schedule", "add", "--to", "447957189696", "--message", "Happy birthday!"
         ),
         (
             ["send", "--to", "447957189696", "--message", "   "],
-            "wasched: --message: the text is empty",
+            "wasched: --message: message text is empty",
         ),
         (["pair", "--phone", "120363000000000000@g.us"], "--phone: a phone number is needed"),
-        (["schedule", "add", "--to", "447957189696", "--at", "+5m"], "required: --message"),
+        (
+            ["schedule", "add", "--to", "447957189696", "--at", "+5m"],
+            "--message is required (or --media, to send a file)",
+        ),
         (["schedule", "remove", "x"], "invalid choice: 'remove'"),
         (["schedule", "list", "--status", "done"], "invalid choice: 'done'"),
         (["--env-file", "nowhere.env", "schedule", "list"], "--env-file nowhere.env: no such file"),
@@ -197,13 +202,50 @@ def test_list_table_is_sorted_in_the_display_zone_and_filters_by_status() -> Non
     assert table[0][1] == "24/12/2025, 10:00:00"
     assert table[1][1] == "01/07/2026, 09:50:00"  # BST
     assert table[2][1] == "someday (invalid)"
-    assert table[2][2] == "failed (phone number not on WhatsApp)"
-    assert len(table[0][5]) == listing.MESSAGE_WIDTH and table[0][5].endswith("…")
+    assert table[2][3] == "failed (phone number not on WhatsApp)"
+    assert len(table[0][6]) == listing.MESSAGE_WIDTH and table[0][6].endswith("…")
     text = listing.render(table)
     assert text.splitlines()[0].split() == list(listing.COLUMNS)
     only_sent = listing.rows(messages, LONDON, ["sent"])
     assert [row[0] for row in only_sent] == ["b"]
     assert listing.render([]) == "no messages"
+
+
+def test_list_shows_a_series_rule_and_next_occurrence_and_the_media_type() -> None:
+    messages = [
+        {
+            "id": "bins",
+            "to": "447957189696",
+            "message": "Bins out tonight",
+            "status": "pending",
+            "scheduledTime": "2026-01-05T19:00:00.000Z",
+            "repeat": "FREQ=WEEKLY;BYDAY=MO",
+            "nextAt": "2026-07-06T18:00:00.000Z",
+        },
+        {
+            "id": "card",
+            "to": "447957189696",
+            "message": "",
+            "status": "pending",
+            "scheduledTime": "2026-03-01T09:00:00.000Z",
+            "media": {"type": "image", "key": "whatsapp/media/c.jpg", "caption": "Merry"},
+        },
+        {
+            "id": "voice",
+            "to": "447957189696",
+            "message": "",
+            "status": "pending",
+            "scheduledTime": "2026-03-02T09:00:00.000Z",
+            "media": {"type": "voice", "key": "whatsapp/media/v.ogg"},
+        },
+    ]
+    table = listing.rows(messages, LONDON)
+    assert [row[:3] for row in table] == [
+        ("card", "01/03/2026, 09:00:00", ""),
+        ("voice", "02/03/2026, 09:00:00", ""),
+        ("bins", "06/07/2026, 19:00:00", "FREQ=WEEKLY;BYDAY=MO"),  # nextAt, in BST
+    ]
+    assert [row[6] for row in table] == ["[image] Merry", "[voice]", "Bins out tonight"]
 
 
 def test_list_shows_a_local_time_at_its_instant() -> None:
@@ -299,7 +341,7 @@ RUNNING_MD = Path(__file__).resolve().parents[2] / "docs" / "running.md"
 
 def _documented_commands() -> list[list[str]]:
     section = RUNNING_MD.read_text().split("## The `wasched` command", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     commands = []
     for line in block.splitlines():
         if line.startswith("wasched "):
@@ -307,16 +349,29 @@ def _documented_commands() -> list[list[str]]:
     return commands
 
 
-def test_documented_cli_examples_are_valid_commands() -> None:
+def test_documented_cli_examples_are_valid_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example parses, and its message and media pass the poller's and sender's rules
+    (with the files it names: a picture and a voice note)."""
     commands = _documented_commands()
-    assert len(commands) >= 10
+    assert len(commands) >= 14
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "card.jpg", format="JPEG")
+    (tmp_path / "hello.ogg").write_bytes(OGG_OPUS)
+    settings = load_settings(_env_file=None, s3_endpoint="http://127.0.0.1:1")
     parser = build_parser()
     now = utcnow()
     for argv in commands:
         args = parser.parse_args(argv)
         if getattr(args, "at", None):
-            zone = ZoneInfo(args.tz) if args.tz else LONDON
-            assert parse_when(args.at, zone, now) > now, f"{args.at} is in the past"
-            schedule_request(to=args.to, message=args.message, at=now, now=now)
+            zone_name = args.tz or "Europe/London"
+            at = parse_when(args.at, ZoneInfo(zone_name), now)
+            assert at > now, f"{args.at} is in the past"
+            plan = kinds.plan_for(args, settings, at, zone_name)
+            schedule_request(to=args.to, message=args.message, at=at, now=now, fields=plan.fields)
+        elif argv[0] == "send":
+            plan = kinds.plan_for(args, settings, now, "Europe/London")
+            send_request(to=args.to, message=args.message, now=now, fields=plan.fields)
         if getattr(args, "phone", None):
             pair_phone(args.phone)

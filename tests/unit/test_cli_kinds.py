@@ -26,7 +26,9 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def plan(*argv: str, message: str = "Happy birthday!", zone: str = "Europe/London") -> KindPlan:
-    return plan_kinds(parse(*argv), message=message, at=AT, zone_name=zone, prefix=PREFIX)
+    return plan_kinds(
+        parse(*argv), message=message, at=AT, zone_name=zone, media_prefix=f"{PREFIX}media/"
+    )
 
 
 @pytest.fixture

@@ -88,6 +88,8 @@ def test_services_are_pointed_at_the_embedded_servers_and_data_dir(tmp_path: Pat
     assert env["HEALTH_PORT"] == "13002"
     assert env["HEALTH_HOST"] == "127.0.0.1"
     assert env["WHATSAPP_TRANSPORT"] == "dryrun"
+    assert env["DRYRUN_MODE"] == "record"  # its schedule is its own: not a rehearsal
+    assert not stack.check_settings(_config(tmp_path)).rehearsal
     assert env["DRYRUN_OUTBOX"] == str(tmp_path / "data" / "outbox.jsonl")
     assert env["WHATSAPP_SESSION"] == str(tmp_path / "data" / "session.sqlite3")
     assert "WHATSAPP_TRANSPORT" not in stack.child_env(_config(tmp_path, dryrun=False))
@@ -152,3 +154,16 @@ def test_one_stack_per_data_dir(tmp_path: Path) -> None:
     finally:
         first.close()
     stack.acquire_lock(tmp_path).close()
+
+
+def test_the_banner_says_which_media_the_sender_can_send() -> None:
+    def found(*tools: str):
+        return lambda name: f"/usr/bin/{name}" if name in tools else None
+
+    assert stack.media_line("neonize", found("ffmpeg", "ffprobe")).startswith("every type")
+    assert stack.media_line("neonize", found()) == (
+        "images and documents only: video, audio and voice notes need ffmpeg and ffprobe "
+        "on PATH (e.g. apt install ffmpeg, brew install ffmpeg)"
+    )
+    assert "need ffprobe on PATH" in stack.media_line("neonize", found("ffmpeg"))
+    assert stack.media_line("dryrun", found()).startswith("every type (dryrun")

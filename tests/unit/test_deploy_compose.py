@@ -133,7 +133,7 @@ def test_each_service_gets_only_its_own_secrets_and_none_by_environment(
     expected = {
         "nats": set(),
         "poller": {"nats_poller", "s3_secret_access_key"},
-        "sender": {"nats_sender"},
+        "sender": {"nats_sender", "s3_secret_access_key"},  # reads bucket media
         "health": {"nats_health", "health_token"},
         "cli": {"nats_admin", "s3_secret_access_key", "health_token"},
         "s3": {"s3_secret_access_key"},
@@ -272,6 +272,10 @@ def test_each_image_installs_only_its_own_member_from_the_lock_file() -> None:
             assert "--locked" in line and "--no-dev" in line
             assert f"--package wasched-{name}" in line
     assert any("libmagic1" in line for line in stages["sender"])
+    # neonize runs ffprobe (length of video, audio, voice notes) and ffmpeg (video thumbnail)
+    assert any("apt-get install" in line and " ffmpeg" in line for line in stages["sender"])
+    for name in ("poller", "health", "cli"):
+        assert not any("ffmpeg" in line for line in stages[name]), name
 
 
 def test_base_images_are_pinned() -> None:

@@ -3,17 +3,17 @@ wall time, and what a hand-over carries."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from wasched.common.events import DueMessage
-from wasched.common.kinds import read_kinds
 from wasched.common.messages import read_message
 from wasched.poller.plan import Action, Limits, decide, decide_fire
-from wasched.poller.reading import Reading, due_message, read
+from wasched.poller.reading import Reading, read
 
 LONDON = ZoneInfo("Europe/London")
 LIMITS = Limits(horizon=timedelta(days=400), max_lateness=timedelta(days=1))
@@ -62,33 +62,40 @@ def test_a_message_of_the_original_format_is_read_as_before() -> None:
     assert read(raw, LONDON) == Reading(read_message(raw))
 
 
-def test_media_and_link_previews_wait_for_a_hand_over_that_can_carry_them() -> None:
-    """On a branch whose `DueMessage` has no `media` yet, such a message fails honestly
-    (validation) instead of going out as its text alone."""
+def test_the_hand_over_carries_a_link_preview() -> None:
     raw = local("2027-07-01T09:00:00", linkPreview=True)
     step = decide("m", raw, None, now=datetime(2026, 12, 1, tzinfo=UTC), limits=LIMITS)
-    if "media" in DueMessage.model_fields:
-        assert step.action is Action.SCHEDULE
-    else:
-        assert step.action is Action.REJECT
-        assert step.outcome is not None
-        assert step.outcome.error == "linkPreview: this version of wasched cannot send it yet"
+    assert step.action is Action.SCHEDULE
+    due = step.due_message()
+    assert (due.link_preview, due.media, due.message) == (True, None, "Call mum")
 
 
-@pytest.mark.xfail(
-    "media" not in DueMessage.model_fields,
-    reason="DueMessage.media arrives with branch r2-media; then reading.due_message fills it",
-    strict=True,
+@pytest.mark.parametrize(
+    ("media", "message", "text"),
+    [
+        ({"type": "image", "key": "whatsapp/media/card.jpg", "caption": "Hi"}, "", "Hi"),
+        ({"type": "image", "key": "whatsapp/media/card.jpg"}, "Hi", "Hi"),
+        ({"type": "voice", "url": "https://example.org/v.ogg"}, "", ""),
+    ],
 )
-def test_the_hand_over_carries_the_media_and_the_link_preview() -> None:
-    raw = local(
-        "2027-07-01T09:00:00",
-        message="",
-        media={"type": "image", "key": "whatsapp/media/card.jpg", "caption": "Hi"},
+def test_the_hand_over_carries_the_media_and_the_text_it_sends(
+    media: dict[str, Any], message: str, text: str
+) -> None:
+    raw = local("2027-07-01T09:00:00", message=message, media=media)
+    limits = replace(LIMITS, media_prefix="whatsapp/media/")
+    step = decide("m", raw, None, now=datetime(2026, 12, 1, tzinfo=UTC), limits=limits)
+    assert step.action is Action.SCHEDULE
+    wire = json.loads(step.due_message().to_json())
+    assert wire["media"] == media
+    assert wire["message"] == text
+    assert "linkPreview" not in wire
+
+
+def test_a_media_key_outside_the_media_prefix_is_refused_before_any_hand_over() -> None:
+    raw = local("2027-07-01T09:00:00", media={"type": "image", "key": "whatsapp/scheduled.json"})
+    limits = replace(LIMITS, media_prefix="whatsapp/media/")
+    step = decide("m", raw, None, now=datetime(2026, 12, 1, tzinfo=UTC), limits=limits)
+    assert step.action is Action.REJECT
+    assert step.outcome is not None and "media.key: must be under whatsapp/media/" in (
+        step.outcome.error or ""
     )
-    kinds = read_kinds(raw, LONDON, media_key_prefix="whatsapp/media/")
-    msg = read_message(raw, scheduled=kinds.scheduled, text=kinds.text or "")
-    due = due_message(msg, "0123456789abcdef", Reading(msg, kinds))
-    wire = due.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert wire["media"] == {"type": "image", "key": "whatsapp/media/card.jpg", "caption": "Hi"}
-    assert wire["message"] == "Hi"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wasched.common.media import MediaKind
 from wasched.common.settings import SettingsError
 from wasched.sender.config import load_sender_settings
 
@@ -40,6 +41,10 @@ def test_dryrun_not_on_whatsapp_numbers_are_normalised(monkeypatch: pytest.Monke
         ("SEND_JITTER_SECONDS", "-1", "SEND_JITTER_SECONDS='-1'"),
         ("WHATSAPP_CONNECT_ATTEMPTS", "0", "WHATSAPP_CONNECT_ATTEMPTS='0'"),
         ("SEND_MIN_GAP_SECONDS", "soon", "SEND_MIN_GAP_SECONDS='soon'"),
+        ("MEDIA_MAX_BYTES", "video=lots", "'video=lots': expected TYPE=SIZE, e.g. video=16MiB"),
+        ("MEDIA_MAX_BYTES", "gif=1MiB", "'gif' is not a media type"),
+        ("MEDIA_KEY_PREFIX", "/media", "MEDIA_KEY_PREFIX='/media': a key prefix such as"),
+        ("MEDIA_FETCH_TIMEOUT_SECONDS", "0", "MEDIA_FETCH_TIMEOUT_SECONDS='0'"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -72,3 +77,21 @@ def test_logged_nats_location_never_shows_credentials() -> None:
 
     urls = "nats://user:s3cret@nats-1:4222, tls://nats-2"
     assert nats_location(urls) == "nats-1:4222, nats-2:4222"
+
+
+def test_media_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_sender_settings(_env_file=None)
+    assert settings.media_prefix == "whatsapp/media/", "beside the schedule by default"
+    limits = settings.fetch_limits
+    assert (limits.timeout, limits.allow_private) == (30.0, False)
+    assert limits.max_bytes[MediaKind.VIDEO] == 16 * 1024 * 1024
+    assert settings.media_upload_timeout_seconds == 300.0
+    monkeypatch.setenv("S3_PREFIX", "wa")
+    monkeypatch.setenv("MEDIA_MAX_BYTES", "video=64MiB")
+    monkeypatch.setenv("MEDIA_URL_ALLOW_PRIVATE", "true")
+    settings = load_sender_settings(_env_file=None)
+    assert settings.media_prefix == "wa/media/"
+    assert settings.fetch_limits.max_bytes[MediaKind.VIDEO] == 64 * 1024 * 1024
+    assert settings.fetch_limits.allow_private is True
+    monkeypatch.setenv("MEDIA_KEY_PREFIX", "shared/uploads")
+    assert load_sender_settings(_env_file=None).media_prefix == "shared/uploads/"

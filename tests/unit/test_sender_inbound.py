@@ -126,3 +126,55 @@ def test_pair_request_phone(payload: bytes, phone: str | None, error: str | None
     else:
         with pytest.raises(ValueError, match=error):
             read_phone(payload)
+
+
+def read_with_prefix(subject: str, payload: object) -> Job | Rejected:
+    data = json.dumps(payload).encode()
+    return read_job(
+        subject, data, None, stream_seq=42, stored_at=STORED, media_key_prefix="whatsapp/media/"
+    )
+
+
+def test_a_hand_over_with_media_sends_its_caption_and_the_file() -> None:
+    media = {"type": "image", "key": "whatsapp/media/card.jpg", "caption": "Merry Christmas"}
+    job = read_with_prefix(DUE, {**DUE_OK, "message": "", "media": media})
+    assert isinstance(job, Job)
+    assert job.media is not None and job.media.key == "whatsapp/media/card.jpg"
+    assert (job.text, job.link_preview) == ("Merry Christmas", False)
+    assert job.pace_text == "Merry Christmas\n[image: whatsapp/media/card.jpg]"
+
+
+def test_a_send_request_with_a_link_preview() -> None:
+    job = read_with_prefix(
+        SEND, {"to": "447957189696", "message": "https://x.org", "linkPreview": True}
+    )
+    assert isinstance(job, Job) and job.link_preview and job.media is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "media", "reason", "readable_id"),
+    [
+        pytest.param(
+            DUE,
+            {"type": "image", "key": "whatsapp/scheduled.json"},
+            "media.key: must be under whatsapp/media/",
+            "m1",
+            id="a key outside the media prefix",
+        ),
+        pytest.param(
+            SEND,
+            {"type": "document", "key": "../secret"},
+            "media.key: no empty, . or .. parts",
+            None,
+            id="a key that climbs out",
+        ),
+    ],
+)
+def test_media_the_sender_must_not_read_is_rejected(
+    subject: str, media: dict[str, str], reason: str, readable_id: str | None
+) -> None:
+    payload = {**(DUE_OK if subject == DUE else {"to": "447957189696"}), "message": ""}
+    got = read_with_prefix(subject, {**payload, "media": media})
+    assert isinstance(got, Rejected)
+    assert reason in got.reason
+    assert got.id == readable_id

@@ -17,10 +17,12 @@ from typing import Any
 from faststream import FastStream
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI
+from pydantic import ConfigDict, Field
 
 from wasched.common import topology
 from wasched.common.events import (
     CancelRequest,
+    MediaSpec,
     Outcome,
     Receipt,
     Reply,
@@ -57,11 +59,28 @@ requests = JStream(topology.IN_STREAM, declare=False)
 _REPLY = f"Answered on the `{topology.REPLY_HEADER}` inbox, when given, with a `Reply`."
 
 
+# Documentation only: the poller reads `ScheduleRequest`, which keeps every field beyond its
+# own as written for the stored document and checks them there.
+class ScheduleRequestFields(ScheduleRequest):
+    """`wasched.schedule`: add a message to the stored document (the optional fields as in
+    docs/design.md, "Message kinds")."""
+
+    model_config = ConfigDict(title="ScheduleRequest")
+
+    timezone: str | None = Field(None, description="IANA zone, e.g. Europe/London")
+    repeat: str | None = Field(None, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO")
+    skip: list[str] | None = Field(None, description="local dates or times to leave out")
+    media: MediaSpec | None = None
+    link_preview: bool | None = Field(None, description="send with a preview of the first link")
+
+
 @broker.subscriber(
     topology.SEND,
     stream=requests,
     title=topology.SEND,
-    description="Send a text now, with the same at-most-once guarantee as scheduled messages. "
+    description="Send a text, a picture, video, audio, voice note or document now, with the "
+    "same at-most-once guarantee as scheduled messages (`repeat`, `timezone` and `skip` are "
+    "refused: those belong on wasched.schedule). "
     "The message id is the payload's `id`, else the `Nats-Msg-Id` header (without its "
     "`send:` prefix), else one derived from where JetStream stored the request: give one of "
     "the first two, and a retry after a lost PubAck is never sent twice, even after the "
@@ -76,9 +95,12 @@ async def send(request: SendRequest) -> Reply:
     stream=requests,
     title=topology.SCHEDULE,
     description="Add a message to the stored schedule (`id` required: a repeated id is "
-    "not added twice). Fields wasched does not know are stored unchanged. " + _REPLY,
+    "not added twice). `timezone` (a `scheduledTime` without an offset is wall-clock time "
+    'there), `repeat`, `skip`, `media`, `linkPreview` as in docs/design.md ("Message '
+    'kinds"); each is checked before the message is added, and a bad one is refused with '
+    "the reason. Fields wasched does not know are stored unchanged. " + _REPLY,
 )
-async def schedule(request: ScheduleRequest) -> Reply:
+async def schedule(request: ScheduleRequestFields) -> Reply:
     raise NotImplementedError  # schema only
 
 

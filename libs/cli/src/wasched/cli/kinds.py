@@ -5,8 +5,10 @@
 
 The fields are checked with the same code the poller uses (`read_kinds`), so what
 the CLI accepts the poller accepts. A local file is checked (type, WhatsApp's size
-limit) before it is uploaded beside the schedule, to `{S3_PREFIX}media/<hash>-<name>`:
-the key names the content, so uploading the same file twice writes the same object.
+limit) before it is uploaded beside the schedule, to `<MEDIA_KEY_PREFIX><hash>-<name>`
+(default `{S3_PREFIX}media/`): the key names the content, so uploading the same file
+twice writes the same object. `wasched send` takes the media options too (not
+`--repeat`/`--skip`: a send request goes now, once).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from wasched.cli.outgoing import InputError
+from wasched.cli.outgoing import NO_TEXT, InputError
 from wasched.common.clock import format_utc
 from wasched.common.kinds import Kinds, read_kinds
 from wasched.common.localtime import load_zone
@@ -61,16 +63,18 @@ class KindPlan:
     kinds: Kinds | None = None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--repeat", help="repeat by an RFC 5545 rule, e.g. FREQ=YEARLY or FREQ=WEEKLY;BYDAY=MO"
-    )
-    parser.add_argument(
-        "--skip",
-        action="append",
-        default=[],
-        help="leave out one occurrence: a local date (2026-12-31) or a time; repeatable",
-    )
+def add_arguments(parser: argparse.ArgumentParser, *, schedule: bool = True) -> None:
+    """The options of `schedule add` (`schedule=False`: those of `send`, no repeat/skip)."""
+    if schedule:
+        parser.add_argument(
+            "--repeat", help="repeat by an RFC 5545 rule, e.g. FREQ=YEARLY or FREQ=WEEKLY;BYDAY=MO"
+        )
+        parser.add_argument(
+            "--skip",
+            action="append",
+            default=[],
+            help="leave out one occurrence: a local date (2026-12-31) or a time; repeatable",
+        )
     parser.add_argument("--media", help="attach a file (uploaded to the bucket) or an http(s) URL")
     parser.add_argument(
         "--media-type",
@@ -84,29 +88,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_kinds(
-    args: argparse.Namespace, *, message: str, at: datetime, zone_name: str, prefix: str
+    args: argparse.Namespace, *, message: str, at: datetime, zone_name: str, media_prefix: str
 ) -> KindPlan:
-    """The new fields for one `schedule add`, checked; the file to upload, if any.
+    """The new fields for one `schedule add` (or `send`), checked; the file to upload, if any.
 
     A series records its zone (`--tz`, else `DISPLAY_TIMEZONE`) so it keeps its wall-clock
-    time across clock changes; `--at` stays the instant of the first occurrence."""
+    time across clock changes; `--at` stays the instant of the first occurrence.
+    `media_prefix` is `Settings.media_prefix` (`MEDIA_KEY_PREFIX`, default `{S3_PREFIX}media/`)."""
     fields: dict[str, Any] = {}
-    if args.repeat:
-        fields.update(timezone=zone_name, repeat=args.repeat)
-    if args.skip:
-        fields["skip"] = list(args.skip)
+    repeat, skip = getattr(args, "repeat", None), getattr(args, "skip", None)
+    if repeat:
+        fields.update(timezone=zone_name, repeat=repeat)
+    if skip:
+        fields["skip"] = list(skip)
     if args.link_preview:
         fields["linkPreview"] = True
     upload = None
     if args.media:
-        media, upload = _media(args, prefix)
+        media, upload = _media(args, media_prefix)
         fields["media"] = media
     raw = {"scheduledTime": format_utc(at), "message": message, **fields}
     try:
-        kinds = read_kinds(raw, load_zone(zone_name), media_key_prefix=f"{prefix}media/")
+        kinds = read_kinds(raw, load_zone(zone_name), media_key_prefix=media_prefix)
     except MessageInvalid as exc:
         raise InputError(_as_flags(exc.reason)) from None
     return KindPlan(fields=fields, upload=upload, kinds=kinds)
+
+
+def plan_for(
+    args: argparse.Namespace, settings: Settings, at: datetime, zone_name: str
+) -> KindPlan:
+    """`plan_kinds` for the CLI's own options and settings; a file to upload needs S3."""
+    if args.message is None and not args.media:
+        raise InputError(NO_TEXT)
+    plan = plan_kinds(
+        args,
+        message=args.message or "",
+        at=at,
+        zone_name=zone_name,
+        media_prefix=settings.media_prefix,
+    )
+    if plan.upload is not None and settings.s3_access_key_id is None and not settings.s3_endpoint:
+        raise InputError(
+            "--media: S3 is not configured to upload the file: set S3_ENDPOINT, S3_BUCKET and "
+            "the keys (for the local stack: --env-file .data/local.env), or give an http(s) URL"
+        )
+    return plan
 
 
 def _media(args: argparse.Namespace, prefix: str) -> tuple[dict[str, Any], Upload | None]:
@@ -137,7 +164,7 @@ def _media(args: argparse.Namespace, prefix: str) -> tuple[dict[str, Any], Uploa
         raise InputError(f"--media: {path.name}: {exc}") from None
     digest = hashlib.sha256(data).hexdigest()[:16]
     name = _SAFE_NAME.sub("_", path.name)[-100:] or "file"
-    key = f"{prefix}media/{digest}-{name}"
+    key = f"{prefix}{digest}-{name}"
     if kind is MediaKind.DOCUMENT:
         entry.setdefault("fileName", path.name)
     return {"type": kind.value, "key": key, **entry}, Upload(key=key, data=data, mime=mime)

@@ -1,4 +1,8 @@
-"""`wasched schedule list`: the stored schedule as a table, times in the display zone."""
+"""`wasched schedule list`: the stored schedule as a table, times in the display zone.
+
+A repeating message shows its rule and, as its time, the next occurrence wasched wrote
+(`nextAt`; `scheduledTime` until the first is recorded); a message with media shows its
+type before the text (`[image] Merry Christmas`)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from wasched.common.document import Document, DocumentError
 from wasched.common.localtime import load_zone, parse_time
 from wasched.common.settings import Settings
 
-COLUMNS = ("ID", "WHEN", "STATUS", "TO", "NAME", "MESSAGE")
+COLUMNS = ("ID", "WHEN", "REPEAT", "STATUS", "TO", "NAME", "MESSAGE")
 MESSAGE_WIDTH = 40
 
 
@@ -22,6 +26,8 @@ class ListError(RuntimeError):
 def _when(raw: dict[str, Any], zone: tzinfo) -> tuple[str, str]:
     """(sort key, shown text): unreadable times sort last and show as written."""
     value = raw.get("scheduledTime")
+    if raw.get("repeat") and isinstance(raw.get("nextAt"), str):
+        value = raw["nextAt"]
     try:
         moment = _instant(raw, value)
     except (TimeFormatError, OverflowError, ValueError):
@@ -56,13 +62,22 @@ def rows(
         row = (
             _cell(raw.get("id")),
             shown,
+            _cell(raw.get("repeat"), 30),
             status + (f" ({_cell(raw['error'], 50)})" if raw.get("error") else ""),
             _cell(raw.get("to")),
             _cell(raw.get("contactName"), 20),
-            _cell(raw.get("message"), MESSAGE_WIDTH),
+            _cell(_text(raw), MESSAGE_WIDTH),
         )
         keyed.append((key, row))
     return [row for _, row in sorted(keyed, key=lambda item: item[0])]
+
+
+def _text(raw: dict[str, Any]) -> object:
+    media = raw.get("media")
+    if not isinstance(media, dict):
+        return raw.get("message")
+    text = raw.get("message") or media.get("caption") or ""
+    return f"[{_cell(media.get('type'), 10) or 'media'}] {text}".rstrip()
 
 
 def render(table: list[tuple[str, ...]]) -> str:

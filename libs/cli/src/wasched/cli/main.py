@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wasched.cli import listing, pairing, status
+from wasched.cli import kinds, listing, pairing, status
 from wasched.cli.bus import BusError, ask, connected
 from wasched.cli.init import InitError, init
+from wasched.cli.kinds import UploadError
 from wasched.cli.natsconf import Tls
 from wasched.cli.outgoing import (
     InputError,
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _schedule_parsers(commands)
     send = commands.add_parser("send", help="send a message now")
     _text_args(send)
+    kinds.add_arguments(send, schedule=False)
     send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
     send.set_defaults(run=cmd_send)
     pair = commands.add_parser("pair", help="link the WhatsApp account (QR, or --phone code)")
@@ -119,6 +121,7 @@ def _schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add.add_argument("--tz", help="zone of --at without offset (default: DISPLAY_TIMEZONE)")
     add.add_argument("--name", dest="contact_name", help="contact name (display only)")
+    kinds.add_arguments(add)
     add.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
     add.set_defaults(run=cmd_add)
     show = actions.add_parser("list", help="the stored schedule, earliest first")
@@ -132,7 +135,7 @@ def _schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def _text_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, help="phone in international digits, or a JID")
-    parser.add_argument("--message", required=True, help="the text")
+    parser.add_argument("--message", help="the text (a caption with --media; none for audio)")
     parser.add_argument("--id", dest="message_id", help="message id (default: generated)")
 
 
@@ -169,9 +172,11 @@ async def _request(settings: Settings, subject: str, event: Event, msg_id: str, 
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> str:
-    zone = _zone(args.tz) if args.tz else settings.zone
+    zone_name = args.tz or settings.display_timezone
+    zone = _zone(zone_name)
     now = utcnow()
     at = require_future(parse_when(args.at, zone, now), now, zone)
+    plan = kinds.plan_for(args, settings, at, zone_name)
     event = schedule_request(
         to=args.to,
         message=args.message,
@@ -179,10 +184,16 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> str:
         now=now,
         message_id=args.message_id,
         contact_name=args.contact_name,
+        fields=plan.fields,
     )
+    if plan.upload is not None:
+        asyncio.run(kinds.upload(settings, plan.upload))
     asyncio.run(_request(settings, topology.SCHEDULE, event, f"schedule:{event.id}", args.timeout))
     shown = format_display(at, settings.zone)
-    return f"scheduled {event.id} for {shown} {settings.display_timezone} ({format_utc(at)})"
+    text = f"scheduled {event.id} for {shown} {settings.display_timezone} ({format_utc(at)})"
+    if plan.kinds is not None and plan.kinds.series is not None:
+        text += f", repeating {plan.fields['repeat']} in {zone_name}"
+    return text
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> str:
@@ -197,8 +208,14 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> str:
-    event = send_request(to=args.to, message=args.message, now=utcnow(), message_id=args.message_id)
+    now = utcnow()
+    plan = kinds.plan_for(args, settings, now, settings.display_timezone)
+    event = send_request(
+        to=args.to, message=args.message, now=now, message_id=args.message_id, fields=plan.fields
+    )
     assert event.id is not None
+    if plan.upload is not None:
+        asyncio.run(kinds.upload(settings, plan.upload))
     asyncio.run(_request(settings, topology.SEND, event, f"send:{event.id}", args.timeout))
     return f"sent {event.id}"
 
@@ -254,7 +271,7 @@ def _say(text: str) -> None:
 
 
 _ERRORS = (InputError, WhenError)
-_FAILURES = (BusError, listing.ListError, status.StatusError, InitError)
+_FAILURES = (BusError, listing.ListError, status.StatusError, InitError, UploadError)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

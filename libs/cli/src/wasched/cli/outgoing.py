@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -44,38 +44,55 @@ def pair_phone(phone: str) -> str:
     return parsed.user
 
 
-def _text(message: str) -> str:
-    if not message.strip():
-        raise InputError("--message: the text is empty")
+def _text(message: str | None, fields: dict[str, Any]) -> str:
+    """The text; only a message with media may have none (`""`)."""
+    if message is None or not message.strip():
+        if fields.get("media") is not None:
+            return message or ""
+        raise InputError("--message: the text is empty" if message is not None else NO_TEXT)
     return message
+
+
+NO_TEXT = "--message is required (or --media, to send a file)"
 
 
 def schedule_request(
     *,
     to: str,
-    message: str,
+    message: str | None,
     at: datetime,
     now: datetime,
     message_id: str | None = None,
     contact_name: str | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> ScheduleRequest:
-    fields = {
+    """`fields`: the checked `timezone`, `repeat`, `skip`, `media`, `linkPreview` (kinds.py)."""
+    extra = fields or {}
+    data = {
         "id": message_id or new_message_id(now),
         "to": recipient(to),
-        "message": _text(message),
+        "message": _text(message, extra),
         "scheduledTime": format_utc(at),
         "contactName": contact_name,
         "createdAt": format_utc(now),
         "createdFrom": "cli",
+        **extra,
     }
-    return _build(ScheduleRequest, {k: v for k, v in fields.items() if v is not None})
+    return _build(ScheduleRequest, {k: v for k, v in data.items() if v is not None})
 
 
 def send_request(
-    *, to: str, message: str, now: datetime, message_id: str | None = None
+    *,
+    to: str,
+    message: str | None,
+    now: datetime,
+    message_id: str | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> SendRequest:
-    fields = {"id": message_id or new_message_id(now), "to": recipient(to)}
-    return _build(SendRequest, {**fields, "message": _text(message)})
+    """`fields`: the checked `media` and `linkPreview`."""
+    extra = fields or {}
+    data = {"id": message_id or new_message_id(now), "to": recipient(to)}
+    return _build(SendRequest, {**data, "message": _text(message, extra), **extra})
 
 
 def cancel_request(message_id: str) -> CancelRequest:
@@ -87,5 +104,6 @@ def _build(model: type[_E], data: dict[str, object]) -> _E:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "value"
-        raise InputError(f"--{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        text = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"--{where}: {text}" if where else text) from None

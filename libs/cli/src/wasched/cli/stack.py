@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import sys
 import time
@@ -198,8 +199,9 @@ def child_env(config: StackConfig) -> dict[str, str]:
         "DRYRUN_OUTBOX": str(config.data_dir / "outbox.jsonl"),
         "PYTHONUNBUFFERED": "1",
     }
-    if config.dryrun:
+    if config.dryrun:  # the stack's schedule is its own: record outcomes like the real run
         env["WHATSAPP_TRANSPORT"] = "dryrun"
+        env["DRYRUN_MODE"] = "record"
     return env
 
 
@@ -238,9 +240,24 @@ def local_env_text(config: StackConfig, settings: Settings) -> str:
     env = {**child_env(config), **role_env(config, "admin")}
     lines = [f"{key}={env[key]}" for key in (*keys, "NATS_NKEY_SEED_FILE")]
     lines.append(f"S3_PREFIX={settings.s3_prefix}")
+    lines.append(f"MEDIA_KEY_PREFIX={settings.media_prefix}")
     lines.append(f"DISPLAY_TIMEZONE={settings.display_timezone}")
     return "# written by the local stack (wasched.cli.stack); used by `wasched --env-file`\n" + (
         "\n".join(lines) + "\n"
+    )
+
+
+def media_line(transport: str, which: Callable[[str], str | None] = shutil.which) -> str:
+    """What the sender will be able to send: neonize needs ffmpeg/ffprobe for video, audio
+    and voice notes, and `make run` cannot install them (the sender image has them)."""
+    if transport == "dryrun":
+        return "every type (dryrun fetches and checks the file, sends nothing)"
+    missing = [tool for tool in ("ffmpeg", "ffprobe") if which(tool) is None]
+    if not missing:
+        return "every type (ffmpeg and ffprobe found)"
+    return (
+        f"images and documents only: video, audio and voice notes need {' and '.join(missing)} "
+        "on PATH (e.g. apt install ffmpeg, brew install ffmpeg)"
     )
 
 
@@ -257,10 +274,12 @@ def banner(config: StackConfig, settings: Settings) -> str:
         f"S3 secret key {SECRET_KEY}",
         f"WhatsApp      {transport}"
         + (
-            f"  (outbox {config.data_dir / 'outbox.jsonl'})"
+            f"  (outbox {config.data_dir / 'outbox.jsonl'}; outcomes recorded: the schedule is "
+            "this stack's own)"
             if transport == "dryrun"
             else "  (link it: scan the QR on the status page, or `wasched pair`)"
         ),
+        f"media         {media_line(transport)}",
         f"data          {config.data_dir}",
         f"CLI           wasched --env-file {env_file} schedule list",
         "Ctrl-C stops everything.",

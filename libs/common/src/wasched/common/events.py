@@ -12,12 +12,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from wasched.common.clock import TimeFormatError, to_storable_utc, utcnow
+from wasched.common.kinds import Content, read_content
+from wasched.common.media import Media, MediaKind, read_media
 from wasched.common.messages import ErrorKind, Status
 
 
@@ -54,20 +55,73 @@ class Event(BaseModel):
         return json.dumps(data, ensure_ascii=False).encode()
 
 
+class MediaSpec(Event):
+    """`media` on the wire (`{"type": "image", "key": "whatsapp/media/card.jpg"}`), checked by
+    the same rules as a stored message's (`wasched.common.media.read_media`)."""
+
+    type: MediaKind
+    url: str | None = Field(None, max_length=2048)
+    key: str | None = Field(None, max_length=1024)
+    caption: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            read_media({_WIRE_NAMES.get(name, name): value for name, value in data.items()})
+        return data
+
+    @classmethod
+    def from_media(cls, media: Media) -> MediaSpec:
+        """The spec of a media field already read (`Kinds.media`): what the poller hands over."""
+        return cls(
+            type=media.kind,
+            url=media.url,
+            key=media.key,
+            caption=media.caption,
+            file_name=media.file_name,
+            mime_type=media.mime_type,
+        )
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_WIRE_NAMES = {"file_name": "fileName", "mime_type": "mimeType"}
+_SCHEDULE_ONLY = ("repeat", "timezone", "skip")
+
+
 class _Text(Event):
     to: str = Field(min_length=1, max_length=200)
-    message: str = Field(min_length=1, max_length=65_536)
+    message: str = Field(max_length=65_536)
+    """May be empty (`""`) only with media: an audio file or a voice note carries no text."""
     contact_name: str | None = None
 
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message text is empty")
-        return value
+
+class _Content(_Text):
+    media: MediaSpec | None = None
+    link_preview: bool | None = None
+    """`true`: send the text with a preview of its first link (only a text message)."""
+
+    @model_validator(mode="after")
+    def _one_content(self) -> _Content:
+        self.content()
+        return self
+
+    def content(self, media_key_prefix: str | None = None) -> Content:
+        """The text, media and preview to send; `media_key_prefix` is where a `media.key`
+        must point (the sender's `MEDIA_KEY_PREFIX`). Raises `MessageInvalid`."""
+        raw = {
+            "message": self.message,
+            "media": self.media.wire() if self.media is not None else None,
+            "linkPreview": self.link_preview,
+        }
+        return read_content(raw, media_key_prefix=media_key_prefix)
 
 
-class DueMessage(_Text):
+class DueMessage(_Content):
     """`wasched.due`: a pending message whose time has come (poller → sender)."""
 
     id: str = Field(min_length=1)
@@ -79,10 +133,22 @@ class DueMessage(_Text):
     events from pollers older than versioning."""
 
 
-class SendRequest(_Text):
+class SendRequest(_Content):
     """`wasched.send`: send now, from another system."""
 
     id: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sent_now(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in _SCHEDULE_ONLY:
+                if data.get(name) is not None:
+                    raise ValueError(
+                        f"{name}: a send request is sent now, once; to repeat a message or "
+                        "give it a local time, add it on wasched.schedule"
+                    )
+        return data
 
 
 class ScheduleRequest(_Text):
@@ -90,7 +156,8 @@ class ScheduleRequest(_Text):
 
     `scheduledTime`/`expiresAt` without an offset are wall-clock times in `timezone`; the
     poller checks the new fields (`timezone`, `repeat`, `skip`, `media`, `linkPreview`) with
-    the same rules as a stored message's (`kinds.read_kinds`) before it adds the message."""
+    the same rules as a stored message's (`kinds.read_kinds`) before it adds the message.
+    Fields beyond these (`media`, `linkPreview`, a writer's own) are kept as they are."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -113,6 +180,12 @@ class ScheduleRequest(_Text):
                     '(e.g. "timezone": "Europe/London") to read it as wall-clock time there, '
                     "or write it in UTC with a trailing Z"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _some_text(self) -> ScheduleRequest:
+        if not self.message.strip() and (self.model_extra or {}).get("media") is None:
+            raise ValueError("message: message text is empty")
         return self
 
 

@@ -45,6 +45,14 @@ class Kinds:
     link_preview: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Content:
+    media: Media | None
+    text: str | None
+    """The text to send: the message, or the caption (None: audio, voice, no caption)."""
+    link_preview: bool
+
+
 def has_kinds(raw: dict[str, Any]) -> bool:
     """Whether any of the new fields is set (null counts as not set)."""
     return any(raw.get(name) is not None for name in KIND_FIELDS)
@@ -67,6 +75,25 @@ def read_kinds(
     except LocalTimeError as exc:
         raise _invalid(str(exc)) from None
     series = _series(raw, scheduled, zone or default_zone)
+    content = read_content(raw, media_key_prefix=media_key_prefix)
+    return Kinds(
+        scheduled=scheduled,
+        expires_at=expires_at,
+        zone=zone,
+        series=series,
+        media=content.media,
+        text=content.text,
+        link_preview=content.link_preview,
+    )
+
+
+def read_content(raw: dict[str, Any], *, media_key_prefix: str | None = None) -> Content:
+    """What a message sends: `message`, `media` and `linkPreview` checked together.
+
+    The one set of rules for a stored message, a `wasched.due` hand-over and a
+    `wasched.send` request: audio carries no text, a caption is `media.caption` or the
+    message (not two different texts), a link preview only on a text. Raises
+    `MessageInvalid`."""
     try:
         media = (
             read_media(raw["media"], key_prefix=media_key_prefix) if _set(raw, "media") else None
@@ -76,15 +103,13 @@ def read_kinds(
         raise _invalid(str(exc)) from None
     if media is not None and link_preview:
         raise _invalid("linkPreview: only a text message has a link preview, not one with media")
-    return Kinds(
-        scheduled=scheduled,
-        expires_at=expires_at,
-        zone=zone,
-        series=series,
-        media=media,
-        text=_text(raw.get("message"), media),
-        link_preview=link_preview,
-    )
+    message = raw.get("message")
+    if message is not None and not isinstance(message, str):
+        raise _invalid(f"message: expected text, got {type(message).__name__}")
+    text = _text(message, media)
+    if media is None and text is None:
+        raise _invalid("message: message text is empty")
+    return Content(media=media, text=text, link_preview=link_preview)
 
 
 def _zone(raw: dict[str, Any]) -> ZoneInfo | None:

@@ -50,6 +50,11 @@ PUBLISH: Mapping[str, frozenset[str]] = {
     t.heartbeat_subject(POLLER): frozenset({POLLER}),
     t.heartbeat_subject(SENDER): frozenset({SENDER}),
     t.PAIR_REQUEST: frozenset({SENDER}),  # `python -m wasched.sender pair` in its container
+    # a rehearsal (a dry run over a schedule it does not own) has subjects of its own
+    t.REHEARSAL.due: frozenset({POLLER}),
+    f"{t.REHEARSAL.sched_prefix}*": frozenset({POLLER}),
+    t.REHEARSAL.term: frozenset({POLLER}),
+    t.REHEARSAL.outcome: frozenset({POLLER, SENDER}),
 }
 SUBSCRIBE: Mapping[str, frozenset[str]] = {
     t.OUTCOME: frozenset({CLIENT}),
@@ -74,6 +79,9 @@ CONSUMERS: Mapping[str, tuple[str, str]] = {
     t.SENDER_SEND: (SENDER, t.SEND),
     t.HEALTH_OUTCOME: (HEALTH, t.OUTCOME),
     t.HEALTH_RECEIPT: (HEALTH, t.RECEIPT),
+    t.REHEARSAL.poller_fire: (POLLER, t.REHEARSAL.fire),
+    t.REHEARSAL.poller_outcome: (POLLER, t.REHEARSAL.outcome),
+    t.REHEARSAL.sender_due: (SENDER, t.REHEARSAL.due),
 }
 
 
@@ -94,6 +102,9 @@ KV: Mapping[str, Mapping[str, Kv]] = {
     t.SENDERS_BUCKET: {SENDER: Kv.OWN},  # each sender's liveness key; others' are read
     t.ACCOUNT_BUCKET: {SENDER: Kv.OWN},  # the account's pace, the "replaced" mark
     t.LOOKUP_BUCKET: {SENDER: Kv.OWN},  # number lookups, cached
+    t.REHEARSAL.ledger_bucket: {POLLER: Kv.OWN, SENDER: Kv.READ | Kv.WRITE | Kv.WATCH | Kv.CREATE},
+    t.REHEARSAL.account_bucket: {SENDER: Kv.OWN},
+    t.REHEARSAL.lookup_bucket: {SENDER: Kv.OWN},
 }
 
 STREAM_READERS: Mapping[str, frozenset[str]] = {

@@ -29,6 +29,13 @@ class Transport(StrEnum):
     DRYRUN = "dryrun"
 
 
+class DryrunMode(StrEnum):
+    REHEARSAL = "rehearsal"
+    """Over a schedule it does not own: records nothing a real run would take as done."""
+    RECORD = "record"
+    """Over a schedule of its own (the local stack, tests): records outcomes like a real run."""
+
+
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -86,6 +93,9 @@ class Settings(BaseSettings):
     )
     s3_bucket: str = Field("wasched", validation_alias=_env("S3_BUCKET", "B2_BUCKET"), min_length=1)
     s3_prefix: str = Field("whatsapp/", validation_alias=_env("S3_PREFIX", "B2_PREFIX"))
+    media_key_prefix: str | None = Field(None, validation_alias=_env("MEDIA_KEY_PREFIX"))
+    """Where in the bucket media must be (`media.key`); default `{S3_PREFIX}media/`. A message
+    can name no other object (not even `scheduled.json`) to be sent."""
 
     poll_interval_seconds: float = Field(60, gt=0, validation_alias=_env("POLL_INTERVAL_SECONDS"))
     schedule_horizon_seconds: float = Field(
@@ -98,6 +108,8 @@ class Settings(BaseSettings):
     )
     whatsapp_session: str = Field("data/session.sqlite3", validation_alias=_env("WHATSAPP_SESSION"))
     dryrun_outbox: Path = Field(Path("data/outbox.jsonl"), validation_alias=_env("DRYRUN_OUTBOX"))
+    dryrun_mode: DryrunMode = Field(DryrunMode.REHEARSAL, validation_alias=_env("DRYRUN_MODE"))
+    """With `dryrun`: a rehearsal (default), or `record` for a schedule of its own."""
     send_min_gap_seconds: float = Field(15.0, ge=0, validation_alias=_env("SEND_MIN_GAP_SECONDS"))
     send_max_per_hour: int = Field(30, ge=0, validation_alias=_env("SEND_MAX_PER_HOUR"))
     """Account-safety defaults: see docs/sender.md for the reports they come from."""
@@ -142,6 +154,15 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_slash(cls, value: str) -> str:
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("media_key_prefix")
+    @classmethod
+    def _media_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("/") or any(part in {".", ".."} for part in value.split("/")):
+            raise ValueError("a key prefix such as whatsapp/media/ (no leading /, no . or ..)")
+        return value if value.endswith("/") else value + "/"
 
     @field_validator("nats_url")
     @classmethod
@@ -202,12 +223,25 @@ class Settings(BaseSettings):
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     @property
+    def rehearsal(self) -> bool:
+        """A dry run over a schedule it does not own: it reads the schedule and writes only to
+        its own outbox, log and NATS names (`topology.REHEARSAL`), never to the schedule."""
+        return (
+            self.whatsapp_transport is Transport.DRYRUN and self.dryrun_mode is DryrunMode.REHEARSAL
+        )
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.display_timezone)
 
     @property
     def document_key(self) -> str:
         return f"{self.s3_prefix}scheduled.json"
+
+    @property
+    def media_prefix(self) -> str:
+        """`MEDIA_KEY_PREFIX`, else `{S3_PREFIX}media/`: the only keys media may be read from."""
+        return self.media_key_prefix or f"{self.s3_prefix}media/"
 
 
 SECRET_FILES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
@@ -69,6 +70,11 @@ entries expire with the bucket's max age."""
 TAKE_OVER_REQUEST = "wasched.takeover"
 """Core request-reply: the operator takes the WhatsApp session back after "replaced"."""
 
+REHEARSAL_PREFIX = "wasched.rehearsal."
+REHEARSAL_SECONDS = 86400.0
+"""How long a rehearsal's ledger remembers what it rehearsed: a rehearsal restarted within a
+day does not repeat itself; one a day later judges the schedule afresh."""
+
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 MAX_AGE_SECONDS = 30 * 86400
 STREAM_MAX_BYTES = 1 << 30
@@ -77,10 +83,98 @@ IN_STREAM_MAX_BYTES = 256 << 20
 """A flood of requests is refused once this much is stored (discard new), never written
 over stored requests, and cannot fill the disk."""
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-=]{1,200}")
-STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, OUTCOME, RECEIPT, POLLER_TERM]
 IN_SUBJECTS = [SEND, SCHEDULE, CANCEL]
 REQUEST_CONSUMERS = {SENDER_SEND: SEND, POLLER_SCHEDULE: SCHEDULE, POLLER_CANCEL: CANCEL}
 """Durables on the request subjects; round 1 kept them (and the subjects) on `STREAM`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """Where a run keeps what it hands over and what it records: the real lane, or the
+    rehearsal lane of a dry run over a schedule it does not own.
+
+    The two share no subject a consumer reads, no durable, no `Nats-Msg-Id` (the duplicate
+    window would drop a real publish after a rehearsed one), no lease, no term and no bucket:
+    nothing a rehearsal leaves in NATS is read by a real run, and the reverse.
+    """
+
+    rehearsal: bool
+    due: str
+    fire: str
+    outcome: str
+    sched_prefix: str
+    term: str
+    lease_key: str
+    ledger_bucket: str
+    account_bucket: str
+    lookup_bucket: str
+    poller_fire: str
+    poller_outcome: str
+    sender_due: str
+    msg_id_prefix: str = ""
+
+    def schedule_subject(self, message_id: str) -> str:
+        """One subject per id; ids may hold characters NATS forbids in tokens, so hex-encode."""
+        return self.sched_prefix + message_id.encode().hex()
+
+    def msg_id_header(self, kind: str, message_id: str) -> dict[str, str]:
+        return {"Nats-Msg-Id": f"{self.msg_id_prefix}{kind}:{message_id}"}
+
+    def due_msg_id(self, message_id: str, version: str | None, again: int = 0) -> str:
+        return self.msg_id_prefix + due_msg_id(message_id, version, again)
+
+    def parse_due_msg_id(self, msg_id: str) -> tuple[str, str | None] | None:
+        """(message id, version) of this lane's hand-over ids; None for any other id."""
+        if not msg_id.startswith(self.msg_id_prefix):
+            return None
+        return parse_due_msg_id(msg_id.removeprefix(self.msg_id_prefix))
+
+    @property
+    def subjects(self) -> list[str]:
+        return [self.due, f"{self.sched_prefix}*", self.fire, self.outcome, self.term]
+
+
+REAL = Lane(
+    rehearsal=False,
+    due=DUE,
+    fire=FIRE,
+    outcome=OUTCOME,
+    sched_prefix=SCHED_PREFIX,
+    term=POLLER_TERM,
+    lease_key=POLLER_LEASE_KEY,
+    ledger_bucket=LEDGER_BUCKET,
+    account_bucket=ACCOUNT_BUCKET,
+    lookup_bucket=LOOKUP_BUCKET,
+    poller_fire=POLLER_FIRE,
+    poller_outcome=POLLER_OUTCOME,
+    sender_due=SENDER_DUE,
+)
+REHEARSAL = Lane(
+    rehearsal=True,
+    due=f"{REHEARSAL_PREFIX}due",
+    fire=f"{REHEARSAL_PREFIX}fire",
+    outcome=f"{REHEARSAL_PREFIX}outcome",
+    sched_prefix=f"{REHEARSAL_PREFIX}sched.",
+    term=f"{REHEARSAL_PREFIX}term",
+    lease_key="poller-rehearsal",
+    ledger_bucket="wasched-rehearsal-ledger",
+    account_bucket="wasched-rehearsal-account",
+    lookup_bucket="wasched-rehearsal-lookups",
+    poller_fire="poller-rehearsal-fire",
+    poller_outcome="poller-rehearsal-outcome",
+    sender_due="sender-rehearsal-due",
+    msg_id_prefix="rehearsal-",
+)
+"""Requests from other systems (`wasched.send`, `.schedule`, `.cancel`) and receipts have no
+rehearsal lane: a rehearsal leaves them to the real run."""
+
+
+def lane(rehearsal: bool) -> Lane:
+    return REHEARSAL if rehearsal else REAL
+
+
+STREAM_SUBJECTS = [DUE, f"{SCHED_PREFIX}*", FIRE, OUTCOME, RECEIPT, POLLER_TERM]
+STREAM_SUBJECTS += REHEARSAL.subjects
 
 
 def stream_of(subject: str) -> str:
@@ -93,8 +187,8 @@ def heartbeat_subject(service: str) -> str:
 
 
 def schedule_subject(message_id: str) -> str:
-    """One subject per id; ids may hold characters NATS forbids in tokens, so hex-encode."""
-    return SCHED_PREFIX + message_id.encode().hex()
+    """One subject per id (the real lane's)."""
+    return REAL.schedule_subject(message_id)
 
 
 def ledger_key(message_id: str) -> str:
@@ -158,8 +252,13 @@ def in_stream_config(replicas: int = 1) -> StreamConfig:
     )
 
 
-async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, KeyValue]:
+async def declare(
+    js: JetStreamContext, replicas: int = 1, lane: Lane | None = None
+) -> tuple[KeyValue, KeyValue]:
     """Create, update or migrate the streams and buckets; safe at every start of every service.
+
+    Returns the lane's ledger (the real one by default; a rehearsal's forgets after
+    `REHEARSAL_SECONDS`) and the lease bucket.
 
     It reads first and writes only what is missing or differs, so a service whose NATS
     user may not manage streams passes when the poller has declared them, and waits
@@ -171,6 +270,8 @@ async def declare(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, Ke
     )
     ledger = await _bucket(js, LEDGER_BUCKET, history=5, replicas=replicas)
     lease = await _bucket(js, LEASE_BUCKET, history=1, replicas=replicas)
+    if lane is not None and lane.rehearsal:
+        ledger = await bucket(js, lane.ledger_bucket, ttl=REHEARSAL_SECONDS, replicas=replicas)
     return ledger, lease
 
 

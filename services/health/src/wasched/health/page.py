@@ -85,9 +85,10 @@ def _whatsapp(state: LiveState, status: SenderStatus | None) -> str:
     if state.sender is not None:
         details = state.sender.event.details
         sent, flight = number(details, "sentSinceStart"), number(details, "inFlight")
-        rows.append(
-            f"<p class=muted>{_int(sent)} sent since the sender started · {_int(flight)} in flight</p>"
-        )
+        done = "sent since the sender started"
+        if details.get("rehearsal") is True:  # counted nowhere else: they were not sent
+            done = "rehearsed since the sender started (a rehearsal: nothing is recorded)"
+        rows.append(f"<p class=muted>{_int(sent)} {done} · {_int(flight)} in flight</p>")
     if status is not None and status.state == "pairing":
         rows.append(_pairing(status))
     return f'<section id="whatsapp"><h2>WhatsApp</h2>{"".join(rows)}</section>'

@@ -48,9 +48,10 @@ class PollerApp:
             **broker_options(settings, "poller"),
         )
         stream = JStream(topology.STREAM, declare=False)  # declared by topology.declare
-        outputs = declare_outputs(self.broker, stream)
+        lane = topology.lane(settings.rehearsal)
+        outputs = declare_outputs(self.broker, stream, lane)
         self.poller = Poller(settings, self.broker, outputs, exit=self._exit)
-        register(self.broker, stream, Consumers(self.poller))
+        register(self.broker, stream, Consumers(self.poller), lane)
         self.app = FastStream(
             self.broker,
             lifespan=self.poller.lifespan,
@@ -84,8 +85,11 @@ def quiet_broker_noise(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Connection broken")  # ConnectionLog says it
 
 
-def register(broker: NatsBroker, stream: JStream, consumers: Consumers) -> None:
-    """Durable pull consumers with explicit (manual) acks and unlimited redelivery."""
+def register(
+    broker: NatsBroker, stream: JStream, consumers: Consumers, lane: topology.Lane = topology.REAL
+) -> None:
+    """Durable pull consumers with explicit (manual) acks and unlimited redelivery; a
+    rehearsal's on its own subjects, and none for requests or receipts (the real run's)."""
     requests = JStream(topology.IN_STREAM, declare=False)  # requests from other systems
 
     def consumer(
@@ -103,21 +107,23 @@ def register(broker: NatsBroker, stream: JStream, consumers: Consumers) -> None:
         )(handler)
 
     consumer(
-        topology.FIRE,
-        topology.POLLER_FIRE,
+        lane.fire,
+        lane.poller_fire,
         32,
         30,
         consumers.on_fire,
         "A schedule fired (DueMessage): re-checked against the document, then forwarded.",
     )
     consumer(
-        topology.OUTCOME,
-        topology.POLLER_OUTCOME,
+        lane.outcome,
+        lane.poller_outcome,
         64,
         60,
         consumers.on_outcome,
         "Outcome: written into the document, acked once S3 has it.",
     )
+    if lane.rehearsal:
+        return
     consumer(
         topology.RECEIPT,
         topology.POLLER_RECEIPT,

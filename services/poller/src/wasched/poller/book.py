@@ -45,9 +45,14 @@ class Handed(HandOver):
 
 class Book:
     def __init__(
-        self, broker: NatsBroker, js: JetStreamContext, due: LogicPublisher, fence: Fence
+        self,
+        broker: NatsBroker,
+        js: JetStreamContext,
+        due: LogicPublisher,
+        fence: Fence,
+        lane: topology.Lane = topology.REAL,
     ) -> None:
-        self.broker, self.js, self._due, self.fence = broker, js, due, fence
+        self.broker, self.js, self._due, self.fence, self.lane = broker, js, due, fence, lane
         self.schedules: dict[str, datetime] = {}
         self.dispatched: dict[str, Handed] = {}
 
@@ -73,7 +78,7 @@ class Book:
         versions = before.versions if before else ()
         again = versions.count(due.version) + 1 if due.version in versions else 0
         headers = {
-            "Nats-Msg-Id": topology.due_msg_id(due.id, due.version, again),
+            "Nats-Msg-Id": self.lane.due_msg_id(due.id, due.version, again),
             **self.fence.headers(),
         }
         ack = await self.fence.publish(
@@ -95,18 +100,18 @@ class Book:
         await self.fence.publish(
             self.broker.publish(
                 due.to_json(),
-                topology.schedule_subject(due.id),
+                self.lane.schedule_subject(due.id),
                 stream=topology.STREAM,
                 headers=self.fence.headers(),
                 timeout=PUBLISH_TIMEOUT,
-                schedule=Schedule(time=at, target=topology.FIRE),
+                schedule=Schedule(time=at, target=self.lane.fire),
             )
         )
         self.schedules[due.id] = at
 
     async def unschedule(self, message_id: str) -> None:
         self.fence.check()
-        await self.js.purge_stream(topology.STREAM, subject=topology.schedule_subject(message_id))
+        await self.js.purge_stream(topology.STREAM, subject=self.lane.schedule_subject(message_id))
         self.schedules.pop(message_id, None)
 
     def fired(self, message_id: str, at: datetime) -> None:
@@ -134,9 +139,9 @@ class Book:
 
     async def _scan_schedules(self) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
-        pattern = f"{topology.SCHED_PREFIX}*"
+        pattern = f"{self.lane.sched_prefix}*"
         for msg in await self._scan(pattern, DeliverPolicy.LAST_PER_SUBJECT):
-            ident = message_id_of(msg.subject)
+            ident = message_id_of(msg.subject, self.lane.sched_prefix)
             at = schedule_time(msg.headers or {})
             if ident is not None and at is not None:
                 found[ident] = at
@@ -144,8 +149,8 @@ class Book:
 
     async def _scan_dispatched(self) -> dict[str, Handed]:
         found: dict[str, Handed] = {}
-        for msg in await self._scan(topology.DUE, DeliverPolicy.ALL):
-            parsed = topology.parse_due_msg_id((msg.headers or {}).get("Nats-Msg-Id", ""))
+        for msg in await self._scan(self.lane.due, DeliverPolicy.ALL):
+            parsed = self.lane.parse_due_msg_id((msg.headers or {}).get("Nats-Msg-Id", ""))
             if parsed is None:
                 continue
             ident, version = parsed
@@ -182,9 +187,9 @@ class Book:
         return found
 
 
-def message_id_of(subject: str) -> str | None:
+def message_id_of(subject: str, prefix: str = topology.SCHED_PREFIX) -> str | None:
     try:
-        return bytes.fromhex(subject.removeprefix(topology.SCHED_PREFIX)).decode()
+        return bytes.fromhex(subject.removeprefix(prefix)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -41,8 +41,8 @@ class Deposed(Exception):
 
 
 class Fence:
-    def __init__(self, js: JetStreamContext, lease: Lease) -> None:
-        self.js, self.lease = js, lease
+    def __init__(self, js: JetStreamContext, lease: Lease, subject: str = topology.POLLER_TERM):
+        self.js, self.lease, self.subject = js, lease, subject
         self.term: int | None = None
 
     async def begin(self) -> int:
@@ -52,7 +52,7 @@ class Fence:
             last = await self.last_term()
             try:
                 ack = await self.js.publish(
-                    topology.POLLER_TERM,
+                    self.subject,
                     record,
                     stream=topology.STREAM,
                     timeout=PUBLISH_TIMEOUT,
@@ -73,7 +73,7 @@ class Fence:
     def headers(self) -> dict[str, str]:
         """For every publish: refused by the server once another term has begun."""
         self.check()
-        return {EXPECTED_SEQUENCE: str(self.term), EXPECTED_SUBJECT: topology.POLLER_TERM}
+        return {EXPECTED_SEQUENCE: str(self.term), EXPECTED_SUBJECT: self.subject}
 
     async def publish(self, sending: Awaitable[T]) -> T:
         """Await a publish made with `headers()`; a refusal for a newer term is `Deposed`."""
@@ -92,7 +92,7 @@ class Fence:
 
     async def last_term(self) -> int:
         try:
-            found = await self.js.get_last_msg(topology.STREAM, topology.POLLER_TERM)
+            found = await self.js.get_last_msg(topology.STREAM, self.subject)
         except NotFoundError:
             return 0
         return found.seq or 0

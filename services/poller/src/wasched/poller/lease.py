@@ -81,8 +81,11 @@ class Lease:
         holder: str,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        key: str = POLLER_LEASE_KEY,
     ) -> None:
         self.kv, self.holder, self.ttl, self._clock = kv, holder, ttl, clock
+        self.key = key
+        """A rehearsal has a lease of its own: it never holds a real poller back."""
         self.revision: int | None = None
         self.renewed: float | None = None
         self.other: str | None = None
@@ -103,9 +106,9 @@ class Lease:
         value = LeaseRecord(holder=self.holder).to_json()
         try:
             if revision is None:
-                self.revision = await self.kv.create(POLLER_LEASE_KEY, value)
+                self.revision = await self.kv.create(self.key, value)
             else:
-                self.revision = await self.kv.update(POLLER_LEASE_KEY, value, last=revision)
+                self.revision = await self.kv.update(self.key, value, last=revision)
         except KeyWrongLastSequenceError:
             self._seen = None  # another standby was quicker
             return False
@@ -116,7 +119,7 @@ class Lease:
         now = self._clock()
         value = LeaseRecord(holder=self.holder).to_json()
         try:
-            self.revision = await self.kv.update(POLLER_LEASE_KEY, value, last=self.revision)
+            self.revision = await self.kv.update(self.key, value, last=self.revision)
         except KeyWrongLastSequenceError:
             return await self._recheck(now)
         except (NatsError, TimeoutError):
@@ -142,7 +145,7 @@ class Lease:
         if self.revision is None:
             return
         try:
-            await self.kv.delete(POLLER_LEASE_KEY, last=self.revision)
+            await self.kv.delete(self.key, last=self.revision)
         except (KeyWrongLastSequenceError, NatsError, TimeoutError):
             return
         finally:
@@ -150,7 +153,7 @@ class Lease:
 
     async def _read(self) -> tuple[int, LeaseRecord] | None:
         try:
-            entry = await self.kv.get(POLLER_LEASE_KEY)
+            entry = await self.kv.get(self.key)
         except (KeyNotFoundError, KeyDeletedError):
             return None
         if entry.value is None or entry.revision is None:

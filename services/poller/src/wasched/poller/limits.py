@@ -52,8 +52,7 @@ class Limits:
             horizon=timedelta(seconds=settings.schedule_horizon_seconds),
             max_lateness=timedelta(seconds=lateness) if lateness > 0 else None,
             zone=settings.zone,
-            # INTEGRATE(r2-media): `settings.media_prefix` (MEDIA_KEY_PREFIX) once it lands.
-            media_prefix=f"{settings.s3_prefix}media/",
+            media_prefix=settings.media_prefix,
             grace=catch_up_grace(settings.poll_interval_seconds),
         )
 

@@ -22,16 +22,18 @@ class Outputs:
     heartbeat: LogicPublisher
 
 
-def declare_outputs(broker: NatsBroker, stream: JStream) -> Outputs:
+def declare_outputs(
+    broker: NatsBroker, stream: JStream, lane: topology.Lane = topology.REAL
+) -> Outputs:
     return Outputs(
         due=broker.publisher(
-            topology.DUE,
+            lane.due,
             stream=stream,
             schema=DueMessage,
             description="A pending message whose time has come (Nats-Msg-Id `due:<id>:<version>`).",
         ),
         outcome=broker.publisher(
-            topology.OUTCOME,
+            lane.outcome,
             stream=stream,
             schema=Outcome,
             description="Outcomes the poller decides itself: expired, validation, cancelled.",

@@ -33,7 +33,7 @@ from wasched.common.messages import (
 from wasched.poller.counts import Counts, Ignored, count, ignored, occurrence_ignored, owned
 from wasched.poller.history import SeriesNote
 from wasched.poller.limits import Limits, expiry_reason, settings_problem
-from wasched.poller.reading import Reading, can_hand_over, due_message, read, series_keys
+from wasched.poller.reading import Reading, due_message, read, series_keys
 
 __all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
 __all__ += ["expiry_reason", "plan", "settings_problem"]
@@ -141,7 +141,6 @@ def screen(
         return Step(key, Action.HOLD, message=msg, version=version, reading=readable)
     try:
         reading = read(raw, limits.zone, limits.media_prefix)
-        can_hand_over(reading)
     except MessageInvalid as exc:  # a verdict on a corrected message replaces the old one
         outcome = _failed(key, exc.kind, exc.reason, now, version)
         return Step(key, Action.REJECT, outcome=outcome, version=version, gate=gate)

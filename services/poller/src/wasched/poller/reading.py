@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from wasched.common.document import Document
-from wasched.common.events import DueMessage
+from wasched.common.events import DueMessage, MediaSpec
 from wasched.common.kinds import KIND_FIELDS, Kinds, has_kinds, read_kinds
 from wasched.common.messages import ErrorKind, MessageInvalid, ScheduledMessage, read_message
 from wasched.common.recurrence import Series
@@ -50,20 +50,6 @@ def read(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None = None) -
     return Reading(message, kinds)
 
 
-def can_hand_over(reading: Reading) -> None:
-    """INTEGRATE(r2-media): remove with the fill-in of `due_message`. Until `DueMessage` can
-    carry media and link previews, such a message is refused when it would be handed over,
-    rather than sent as its text alone (or, with no text, failing every poll)."""
-    kinds = reading.kinds
-    if kinds is None or "media" in DueMessage.model_fields:
-        return
-    for name, found in (("media", kinds.media is not None), ("linkPreview", kinds.link_preview)):
-        if found:
-            raise MessageInvalid(
-                ErrorKind.VALIDATION, f"{name}: this version of wasched cannot send it yet"
-            )
-
-
 def is_series(raw: dict[str, Any]) -> bool:
     """A repeating message (its occurrences are decided by `recurring`, not as one message)."""
     return raw.get("repeat") is not None
@@ -77,14 +63,11 @@ def series_keys(doc: Document) -> set[str]:
 
 
 def due_message(msg: ScheduledMessage, version: str | None, reading: Reading | None) -> DueMessage:
-    """The hand-over of a message as read (for an occurrence: its id and instant).
-
-    INTEGRATE(r2-media): the one place a `DueMessage` is built from a message's kinds. Once
-    `DueMessage.media`/`link_preview` exist, add
-    `media=MediaSpec.from_media(kinds.media) if kinds.media else None` and
-    `link_preview=kinds.link_preview or None`, where `kinds = reading.kinds` (None for a
-    message of the original format); `msg.text` is then the caption ("" for audio, voice).
-    """
+    """The hand-over of a message as read (for an occurrence: its id and instant), with its
+    media and link preview: `message` is the text it sends (the caption of an image, video
+    or document; "" for audio and a voice note)."""
+    kinds = reading.kinds if reading is not None else None
+    media = kinds.media if kinds is not None else None
     return DueMessage(
         id=msg.id,
         to=msg.to,
@@ -93,4 +76,6 @@ def due_message(msg: ScheduledMessage, version: str | None, reading: Reading | N
         scheduled_time=msg.scheduled_time,
         expires_at=msg.expires_at,
         version=version,
+        media=MediaSpec.from_media(media) if media is not None else None,
+        link_preview=(kinds.link_preview or None) if kinds is not None else None,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from nats.errors import Error as NatsError
 from nats.js.kv import KeyValue
 
-from wasched.common import ledger
+from wasched.common import ledger, topology
 from wasched.common.settings import Settings
 from wasched.common.store import ScheduleStore
 from wasched.poller.book import Book
@@ -50,3 +50,8 @@ class Runtime:
     """Another poller began a term: stop being active (exit 3)."""
     work: asyncio.Lock = field(default_factory=asyncio.Lock)
     store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def lane(self) -> topology.Lane:
+        """A rehearsal's own NATS names (`Settings.rehearsal`), or the real ones."""
+        return topology.lane(self.settings.rehearsal)

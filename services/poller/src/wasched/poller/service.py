@@ -41,6 +41,11 @@ from wasched.poller.writes import Writer
 __all__ = ["Poller", "RetryLater"]
 
 log = logging.getLogger("wasched.poller")
+REHEARSING = (
+    "REHEARSAL (WHATSAPP_TRANSPORT=dryrun): the schedule is read and never written; outcomes "
+    "go to the sender's outbox and the logs only, requests from other systems are left for "
+    "the real run (DRYRUN_MODE=record: a dry run over a schedule of its own)"
+)
 
 
 class Poller:
@@ -86,14 +91,15 @@ class Poller:
         await self._probe_store(store)
         nc = await self._connect()
         js = nc.jetstream()
-        ledger_kv, lease_kv = await topology.declare(js, self.settings.nats_replicas)
+        lane = topology.lane(self.settings.rehearsal)
+        ledger_kv, lease_kv = await topology.declare(js, self.settings.nats_replicas, lane)
         self._tasks.append(asyncio.create_task(self._beat_loop(), name="heartbeat"))
-        lease = Lease(lease_kv, self.holder, lease_ttl(self.interval))
+        lease = Lease(lease_kv, self.holder, lease_ttl(self.interval), key=lane.lease_key)
         await self._wait_for_lease(lease)
-        fence = Fence(js, lease)
+        fence = Fence(js, lease, lane.term)
         term = await fence.begin()
         self._tasks.append(asyncio.create_task(self._renew_loop(lease), name="lease"))
-        book = Book(self.broker, js, self.outputs.due, fence)
+        book = Book(self.broker, js, self.outputs.due, fence, lane)
         await book.rebuild()
         mirror = ledger.LedgerMirror(ledger_kv)
         await mirror.start()
@@ -130,6 +136,8 @@ class Poller:
             self.settings.schedule_horizon_seconds,
             term,
         )
+        if lane.rehearsal:
+            log.warning(REHEARSING)
 
     async def after_startup(self) -> None:
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="poll"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from nats.js.errors import KeyWrongLastSequenceError
 
-from wasched.common import ledger, topology
+from wasched.common import ledger
 from wasched.common.clock import format_display
 from wasched.common.events import Outcome, Receipt
 from wasched.common.ledger import LedgerEntry, LedgerState, interrupted_outcome
@@ -124,7 +124,8 @@ class Executor:
         if await self.rt.book.dispatch(due):
             tally["dispatched"] += 1
             wall = format_display(due.scheduled_time, self.rt.settings.zone)
-            log.info("message %s for %s due %s → wasched.due", step.key, mask(due.to), wall)
+            where = self.rt.lane.due
+            log.info("message %s for %s due %s → %s", step.key, mask(due.to), wall, where)
 
     async def _settle(self, step: Step, tally: Counter[str]) -> list[Restore]:
         """Record the poller's own verdict in the ledger first, so no sender can send it;
@@ -165,7 +166,7 @@ class Executor:
         fence = self.rt.fence
         suffix = f":{outcome.version}" if outcome.version else ""
         headers = {
-            **topology.msg_id_header("outcome", f"{outcome.id}:{outcome.status.value}{suffix}"),
+            **self.rt.lane.msg_id_header("outcome", f"{outcome.id}:{outcome.status.value}{suffix}"),
             **fence.headers(),
         }
         await fence.publish(

@@ -61,8 +61,9 @@ class Writer:
     async def write(
         self, events: Sequence[Record], sent_as: dict[str, SentAs] | None = None
     ) -> PatchResult:
-        """One conditional write of all events; RetryLater when S3 or the lease say not now."""
-        if not events:
+        """One conditional write of all events; RetryLater when S3 or the lease say not now.
+        A rehearsal writes nothing: the schedule, and what it records, are the real run's."""
+        if not events or self.rt.settings.rehearsal:
             return PatchResult()
         box: list[PatchResult] = []
         zone = self.rt.settings.zone
@@ -83,6 +84,8 @@ class Writer:
 
     async def update(self, mutate: Mutation | None, *, create: bool = False) -> None:
         """`store.update` (a pending repair only, for None); RetryLater when not now."""
+        if self.rt.settings.rehearsal:
+            raise RetryLater("a rehearsal never writes the schedule")
         store = self.rt.store
         try:
             async with self.rt.store_lock:

@@ -9,6 +9,7 @@ from nats.js.kv import KeyValue
 from wasched.common.events import Outcome
 from wasched.common.ledger import Claim, interrupted_outcome
 from wasched.sender.account import Account
+from wasched.sender.content import Contents
 from wasched.sender.inbound import Job
 from wasched.sender.lifecycle import Lifecycle
 from wasched.sender.liveness import Liveness
@@ -63,6 +64,7 @@ class Parts:
     index: ReceiptIndex
     transport: Transport
     lifecycle: Lifecycle
+    contents: Contents
 
 
 def interrupted(job: Job, version: str | None = None, said: str | None = None) -> Outcome:

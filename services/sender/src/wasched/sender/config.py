@@ -12,8 +12,10 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 
+from wasched.common.media import parse_limits
 from wasched.common.recipients import InvalidRecipient, parse_recipient
 from wasched.common.settings import Settings, load_settings
+from wasched.sender.media import FetchLimits
 
 
 def _env(name: str) -> AliasChoices:
@@ -90,6 +92,20 @@ class SenderSettings(Settings):
     """How often the WhatsApp socket is checked for life (some drops send no event)."""
     neonize_bot_tag: str = Field("off", validation_alias=_env("NEONIZE_BOT_TAG"))
 
+    media_max_bytes: str = Field("", validation_alias=_env("MEDIA_MAX_BYTES"))
+    """Size limits per media type over WhatsApp's own, e.g. `video=64MiB,document=2GiB`."""
+    media_fetch_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("MEDIA_FETCH_TIMEOUT_SECONDS")
+    )
+    """One fetch of a media file (or a link preview), before the claim."""
+    media_url_allow_private: bool = Field(False, validation_alias=_env("MEDIA_URL_ALLOW_PRIVATE"))
+    """Fetch media URLs (and link previews) from private and local addresses too."""
+    media_upload_timeout_seconds: float = Field(
+        300.0, gt=0, le=3600, validation_alias=_env("MEDIA_UPLOAD_TIMEOUT_SECONDS")
+    )
+    """Preparing a media message after the claim: the upload to WhatsApp's media servers and
+    ffprobe/ffmpeg. Not part of `SEND_TIMEOUT_SECONDS`; running out is `failed`."""
+
     dryrun_not_on_whatsapp: str = Field("", validation_alias=_env("DRYRUN_NOT_ON_WHATSAPP"))
     """Comma-separated numbers the dryrun transport answers "not on WhatsApp" for."""
     dryrun_send_delay_seconds: float = Field(
@@ -105,6 +121,12 @@ class SenderSettings(Settings):
                 parse_recipient(item)
             except InvalidRecipient as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("media_max_bytes")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        parse_limits(value)  # its ValueError names the bad part
         return value
 
     @field_validator("whatsapp_proxy")
@@ -123,11 +145,21 @@ class SenderSettings(Settings):
 
     @property
     def journal_path(self) -> Path:
+        """A rehearsal keeps its own (`*.rehearsal.jsonl`): a real sender settles what its
+        journal holds into the real ledger, and must never find a rehearsed send there."""
         if self.sender_journal is not None:
-            return self.sender_journal.expanduser()
-        session = self.session_path
-        directory = session.parent if session is not None else Path("data")
-        return directory / "sender-journal.jsonl"
+            path = self.sender_journal.expanduser()
+        else:
+            session = self.session_path
+            folder = session.parent if session is not None else Path("data")
+            path = folder / "sender-journal.jsonl"
+        return path.with_name(f"{path.stem}.rehearsal{path.suffix}") if self.rehearsal else path
+
+    @property
+    def fetch_limits(self) -> FetchLimits:
+        return FetchLimits.from_values(
+            self.media_max_bytes, self.media_fetch_timeout_seconds, self.media_url_allow_private
+        )
 
     @property
     def not_on_whatsapp(self) -> frozenset[str]:

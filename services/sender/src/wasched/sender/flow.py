@@ -2,8 +2,10 @@
 
 Order: a result kept from before (journal) → what the ledger says → expiry → recipient →
 lookup (cached, paced) → the pace and the same-text guard (a short wait happens here, a long
-one goes back to JetStream) → the typing indicator → the ledger, expiry, connection and
-lookup once more → claim → send → record (handover.py). Nothing before the claim can strand
+one goes back to JetStream) → the media fetched and checked, or the link preview made
+(content.py; once the message's turn has come, so a long pace wait never holds a file or
+fetches it again and again) → the typing indicator → the ledger, expiry, connection and
+lookup once more → claim → build (the media upload) → send → record (handover.py). Nothing before the claim can strand
 it, so a cancel or an edit made during the wait is honoured and a crash there costs nothing;
 what fails between the claim and the hand-over releases it (worker.py).
 """
@@ -24,6 +26,7 @@ from wasched.common.recipients import InvalidRecipient, Recipient, mask, parse_r
 from wasched.sender import pace
 from wasched.sender.attempt import RETRY_SECONDS, Attempt, Parts, Retry, Verdict
 from wasched.sender.config import SenderSettings
+from wasched.sender.content import Unsendable
 from wasched.sender.entries import Entries
 from wasched.sender.handover import Handover
 from wasched.sender.inbound import Job
@@ -31,6 +34,7 @@ from wasched.sender.lookups import LookupFailed
 from wasched.sender.pace import Limits, Wait
 from wasched.sender.policy import expiry_reason, failed
 from wasched.sender.status import Stats
+from wasched.sender.transport import Content
 
 log = logging.getLogger("wasched.sender")
 HOLD_SECONDS = 60.0
@@ -63,6 +67,7 @@ class Flow:
             parts,
             self.entries,
             timeout=settings.send_timeout_seconds,
+            build_timeout=settings.media_upload_timeout_seconds,
             limits=limits,
             stats=stats,
             clock=clock,
@@ -90,11 +95,32 @@ class Flow:
                 return Retry("shutting down", 0)
         else:
             return Retry("the pace kept changing", RETRY_SECONDS)
+        content = await self._content(job)
+        if isinstance(content, Verdict):
+            return content
         await self._typing(checked.target)
         checked = await self._check(job)  # the last look before the claim
         if not isinstance(checked, Ready):
             return checked
-        return await self.handover.run(attempt, checked.target)
+        return await self.handover.run(attempt, checked.target, content)
+
+    async def _content(self, job: Job) -> Content | Verdict:
+        contents = self.parts.contents
+        prepared = await contents.prepare(job)
+        if not isinstance(prepared, Unsendable):
+            return prepared
+        if prepared.transient:
+            delay = contents.retry_after(job.id)
+            if delay is not None:
+                log.info(
+                    "%s: media not fetched (%s); trying again in %gs",
+                    job.id,
+                    prepared.reason,
+                    delay,
+                )
+                return Retry(f"media not fetched yet: {prepared.reason}", delay)
+        outcome = failed(job.id, prepared.kind, prepared.reason, self._clock(), job.version)
+        return await self.entries.final_unsent(job, outcome)
 
     async def _check(self, job: Job) -> Ready | Verdict:
         verdict = await self.entries.verdict(job)
@@ -137,7 +163,7 @@ class Flow:
         wait = pace.next_send(state, now, self.limits)
         self.stats.next_send_at = wait.until if wait else None
         self.stats.waiting_for = wait.why if wait else None
-        text_wait = pace.same_text_wait(state, job.text, target.jid, now, self.limits)
+        text_wait = pace.same_text_wait(state, job.pace_text, target.jid, now, self.limits)
         if text_wait is not None and (wait is None or text_wait.until > wait.until):
             self.stats.held_same_text += 1
             log.info("%s: held back: %s", job.id, text_wait.why)

@@ -102,9 +102,10 @@ class MediaFetcher:
         self._http = http
         self.limits = limits or FetchLimits()
 
-    async def fetch(self, media: Media) -> FetchedMedia:
-        """The content, checked; raises a `MediaFetchError`."""
-        limit = self.limits.max_bytes[media.kind]
+    async def fetch(self, media: Media, limit: int | None = None) -> FetchedMedia:
+        """The content, checked; raises a `MediaFetchError`. `limit` replaces the type's
+        size limit (a link preview's page and picture are kept small)."""
+        limit = limit or self.limits.max_bytes[media.kind]
         try:
             async with asyncio.timeout(self.limits.timeout):
                 if media.key is not None:

@@ -19,8 +19,10 @@ from wasched.common.events import Reply
 from wasched.sender import pace, pairing
 from wasched.sender.account import Account
 from wasched.sender.attempt import Parts
+from wasched.sender.capabilities import startup_lines, unavailable_media
 from wasched.sender.config import SenderSettings
 from wasched.sender.connection import Connection, Limits, Stopping, StreamReplaced, TakeOver
+from wasched.sender.content import Contents, Fetchers
 from wasched.sender.flow import Flow
 from wasched.sender.journal import Journal
 from wasched.sender.lifecycle import Lifecycle
@@ -34,6 +36,12 @@ from wasched.sender.transport import Transport as TransportProtocol
 from wasched.sender.worker import Sender
 
 log = logging.getLogger("wasched.sender")
+REHEARSING = (
+    "REHEARSAL (WHATSAPP_TRANSPORT=dryrun): sends go to the outbox and the log only; the "
+    "ledger, pace, number lookups and outcomes are the rehearsal's own, and wasched.send "
+    "requests are left for the real run (DRYRUN_MODE=record: a dry run over a schedule of "
+    "its own)"
+)
 
 
 def limits(settings: SenderSettings) -> Limits:
@@ -68,7 +76,7 @@ class Runtime:
         self.settings = settings
         self.broker = broker
         self.transport = transport
-        self.stats = Stats()
+        self.stats = Stats(rehearsal=settings.rehearsal)
         self.exit_code = 0
         self.clean_stop = True
         self.stopping = False
@@ -85,6 +93,7 @@ class Runtime:
         self._index: ReceiptIndex | None = None
         self._account: Account | None = None
         self._liveness: Liveness | None = None
+        self._fetchers = Fetchers(settings, settings.fetch_limits)
         self._transport_started = False
         self._marked_replaced = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -93,14 +102,15 @@ class Runtime:
         settings, replicas = self.settings, self.settings.nats_replicas
         nc = await self.broker.connect()
         js = nc.jetstream()
-        kv, _ = await topology.declare(js, replicas)
+        lane = topology.lane(settings.rehearsal)  # a rehearsal's ledger, pace and lookups
+        kv, _ = await topology.declare(js, replicas, lane)
         senders_kv = await topology.bucket(
             js, topology.SENDERS_BUCKET, ttl=settings.sender_liveness_seconds, replicas=replicas
         )
-        account_kv = await topology.bucket(js, topology.ACCOUNT_BUCKET, replicas=replicas)
+        account_kv = await topology.bucket(js, lane.account_bucket, replicas=replicas)
         lookup_kv = await topology.bucket(
             js,
-            topology.LOOKUP_BUCKET,
+            lane.lookup_bucket,
             ttl=settings.lookup_cache_seconds,
             max_bytes=CACHE_MAX_BYTES,
             replicas=replicas,
@@ -119,6 +129,9 @@ class Runtime:
         )
         self._spawn(self._reporter.run())
         self._spawn(self.lifecycle.run_ticks())
+        unavailable = unavailable_media(self.transport.name)
+        for line in startup_lines(unavailable):
+            (log.warning if unavailable else log.info)("%s", line)
         parts = Parts(
             kv=kv,
             records=Records(kv, journal),
@@ -128,11 +141,14 @@ class Runtime:
             index=self._index,
             transport=self.transport,
             lifecycle=self.lifecycle,
+            contents=Contents(self._fetchers, unavailable),
         )
         flow = Flow(parts, settings, pace_limits(settings), self.stats, asyncio.Event())
         self._sender = Sender(nc=nc, flow=flow, settings=settings)
         await self._sender.start()
         await self._connect_whatsapp(account)
+        if settings.rehearsal:
+            log.warning(REHEARSING)
         log.info(
             "sender started: %s transport, min gap %gs (+ up to %gs jitter), at most %s an "
             "hour and %s a day (instance %s)",
@@ -183,6 +199,10 @@ class Runtime:
         self.lifecycle.connection_event(Stopping())
         self.clean_stop = await self.transport.stop(timeout=10.0) is not False
         await self.lifecycle.close()
+        try:
+            await self._fetchers.close()
+        except Exception as exc:
+            log.warning("closing the media fetcher failed: %s", exc)
         if self._reporter is not None:
             await self._reporter.flush()
         if self._liveness is not None:

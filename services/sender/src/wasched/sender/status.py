@@ -38,6 +38,8 @@ class Stats:
     waiting_for: str | None = None
     next_lookup_at: datetime | None = None
     journal_pending: Callable[[], int] = lambda: 0
+    rehearsal: bool = False
+    """A dry run over a schedule it does not own: its sends are rehearsed, not recorded."""
 
     def reject(self, subject: str) -> None:
         self.rejected[subject] = self.rejected.get(subject, 0) + 1
@@ -71,6 +73,7 @@ def heartbeat_details(
         "waitingFor": stats.waiting_for if _future(stats.next_send_at, now) else None,
         "nextLookupAt": _future(stats.next_lookup_at, now),
         "journalPending": stats.journal_pending(),
+        **({"rehearsal": True} if stats.rehearsal else {}),
     }
 
 

@@ -44,7 +44,16 @@ from wasched.sender.neonize_events import (
     load_neonize,
     receipt_seen,
 )
-from wasched.sender.transport import PairingError, Sent, TransportError, TransportListener
+from wasched.sender.neonize_media import build_message
+from wasched.sender.transport import (
+    Built,
+    Content,
+    PairingError,
+    Sent,
+    TextContent,
+    TransportError,
+    TransportListener,
+)
 
 log = logging.getLogger("wasched.sender.whatsapp")
 LOGIN_WINDOW_SECONDS = 160.0
@@ -207,12 +216,18 @@ class NeonizeTransport:
         except Exception as exc:  # cosmetic: never let it block a send
             log.debug("typing indicator for %s failed: %s", mask(recipient.user), exc)
 
-    async def send(self, message_id: str, recipient: Recipient, text: str) -> Sent:
+    async def build(self, content: Content) -> Built:
+        return await build_message(self._require_live, content)
+
+    async def send(self, message_id: str, recipient: Recipient, built: Built) -> Sent:
         client = self._require_live()
         from neonize.exc import NeonizeError
 
+        message = built.message
+        if message is None and isinstance(built.content, TextContent):
+            message = built.content.text  # a str: neonize adds mentions, as before
         try:
-            response = await client.send_message(_jid(recipient), text)
+            response = await client.send_message(_jid(recipient), message)
         except NeonizeError as exc:
             raise TransportError(str(exc)) from None
         at = datetime.fromtimestamp(response.Timestamp, UTC) if response.Timestamp else None

@@ -26,22 +26,14 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from wasched.common import ledger
+from wasched.common import ledger, topology
 from wasched.common.clock import utcnow
 from wasched.common.events import Outcome, Reply
 from wasched.common.ledger import LedgerEntry
 from wasched.common.messages import ErrorKind, Status
 from wasched.common.recipients import mask
 from wasched.common.requests import reply
-from wasched.common.topology import (
-    DUE,
-    OUTCOME,
-    SEND,
-    SENDER_DUE,
-    SENDER_SEND,
-    msg_id_header,
-    stream_of,
-)
+from wasched.common.topology import DUE, SEND, SENDER_DUE, SENDER_SEND, stream_of
 from wasched.sender import pace
 from wasched.sender.attempt import Attempt, Retry, Skip, interrupted
 from wasched.sender.config import SenderSettings
@@ -80,6 +72,7 @@ class Sender:
         self._loops: list[asyncio.Task[None]] = []
         self._subs: list[JetStreamContext.PullSubscription] = []
         self._inflight: asyncio.Task[None] | None = None
+        self._lane = topology.lane(settings.rehearsal)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -89,7 +82,7 @@ class Sender:
 
     async def start(self) -> None:
         await self._settle_journal()  # a restart settles what it knew before taking new work
-        for durable, subject in CONSUMERS:
+        for durable, subject in consumers(self._lane):
             sub = await self._subscribe(durable, subject)
             self._subs.append(sub)
             self._loops.append(asyncio.create_task(self._consume(sub, subject)))
@@ -202,12 +195,14 @@ class Sender:
 
     async def _handle(self, msg: Msg, subject: str) -> None:
         meta = msg.metadata
+        subject = DUE if subject == self._lane.due else subject  # a rehearsal's hand-overs
         job = read_job(
             subject,
             msg.data,
             msg.headers,
             stream_seq=meta.sequence.stream,
             stored_at=meta.timestamp,
+            media_key_prefix=self._settings.media_prefix,
         )
         if isinstance(job, Rejected):
             await self._reject(msg, subject, job)
@@ -249,7 +244,8 @@ class Sender:
         key = f"{outcome.id}:{outcome.status.value}"
         if outcome.version:
             key += f":{outcome.version}"
-        await self._js.publish(OUTCOME, outcome.to_json(), headers=msg_id_header("outcome", key))
+        headers = self._lane.msg_id_header("outcome", key)
+        await self._js.publish(self._lane.outcome, outcome.to_json(), headers=headers)
 
     async def _reject(self, msg: Msg, subject: str, rejected: Rejected) -> None:
         log.warning("rejected a message on %s: %s", subject, rejected.reason)
@@ -322,6 +318,14 @@ class Sender:
             kept.id,
             outcome.status.value,
         )
+
+
+def consumers(lane: topology.Lane) -> tuple[tuple[str, str], ...]:
+    """(durable, subject) to consume: a rehearsal's own hand-overs, and no requests from other
+    systems (they wait in NATS for the real run)."""
+    if lane.rehearsal:
+        return ((lane.sender_due, lane.due),)
+    return CONSUMERS
 
 
 def _rejection_reply(rejected: Rejected) -> Reply:
