@@ -8,12 +8,15 @@ ledger, publishes outcomes), as the other poller tests do.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from tests.conftest import TEST_BUCKET
 from tests.integration.test_poller_kit import (
     Watch,
     WebUi,
@@ -24,15 +27,20 @@ from tests.integration.test_poller_kit import (
     stream_messages,
     utcnow,
 )
+from tests.support.mediafiles import OGG_OPUS, jpeg, put
+from tests.support.sending import Senders, outbox, senders
 from tests.support.waiting import eventually
 from wasched.cli.servers import S3Server
 from wasched.common import topology
-from wasched.common.clock import format_utc
+from wasched.common.clock import format_utc, parse_utc
 from wasched.common.events import DueMessage
 from wasched.common.recurrence import occurrence_id
 from wasched.poller.book import message_id_of, schedule_time
 
+__all__ = ["senders"]
+
 ON_TIME = 1.0  # seconds after the occurrence (the issue's bound for one-time messages)
+CARD = jpeg(64)
 
 
 def whole_second(seconds: float) -> datetime:
@@ -147,3 +155,57 @@ async def test_wall_times_on_clock_change_days_are_handed_to_nats_at_the_documen
     weekly.append(datetime(2027, 4, 4, 8, tzinfo=UTC))  # 09:00 BST from the 28th
     expected.update({occurrence_id("weekly", at): at for at in weekly})
     assert handed == expected
+
+
+async def test_a_picture_at_a_local_time_and_a_voice_series_reach_the_outbox_from_the_document(
+    seaweed: S3Server, prefix: str, nats_url: str, senders: Senders, tmp_path: Path
+) -> None:
+    """The whole path from the stored document: the poller reads the local time and the
+    media, hands them over; the sender (dryrun) fetches from the bucket and records them."""
+    put(seaweed, f"{prefix}media/card.jpg", CARD)
+    put(seaweed, f"{prefix}media/hello.ogg", OGG_OPUS)
+    london = ZoneInfo("Europe/London")
+    wall = (utcnow() + timedelta(seconds=10)).astimezone(london).replace(tzinfo=None)
+    first = whole_second(12)
+    card = message(
+        "card",
+        utcnow(),
+        message="Merry Christmas",
+        scheduledTime=wall.isoformat(timespec="milliseconds"),
+        timezone="Europe/London",
+        media={"type": "image", "key": f"{prefix}media/card.jpg"},
+    )
+    voice = message(
+        "voice",
+        first,
+        message="",
+        repeat="FREQ=SECONDLY;INTERVAL=3;COUNT=2",
+        media={"type": "voice", "key": f"{prefix}media/hello.ogg"},
+    )
+    web = WebUi(seaweed, prefix)
+    web.put([card, voice])
+    media_env = {
+        "S3_ENDPOINT": seaweed.endpoint,
+        "S3_ACCESS_KEY_ID": seaweed.access_key,
+        "S3_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "S3_BUCKET": TEST_BUCKET,
+        "S3_PREFIX": prefix,
+    }
+    senders.start(**media_env)
+    async with running_poller(seaweed, prefix, nats_url, tmp_path):
+
+        def done() -> bool:
+            stored = web.by_id()
+            return stored["card"]["status"] == "sent" and stored["voice"]["status"] == "sent"
+
+        await eventually(done, 60, what="picture and both voice notes sent")
+    lines = {line["id"]: line for line in outbox(tmp_path)}
+    ids = [occurrence_id("voice", first + timedelta(seconds=3 * n)) for n in range(2)]
+    assert set(lines) == {"card", *ids}
+    assert lines["card"]["media"]["sha256"] == hashlib.sha256(CARD).hexdigest()
+    assert lines["card"]["message"] == "Merry Christmas"
+    assert parse_utc(lines["card"]["at"]) >= wall.replace(tzinfo=london).astimezone(UTC)
+    for ident in ids:
+        assert lines[ident]["media"]["type"] == "voice"
+        assert lines[ident]["media"]["sha256"] == hashlib.sha256(OGG_OPUS).hexdigest()
+    assert web.by_id()["voice"]["occurrences"] == 2
