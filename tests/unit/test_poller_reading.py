@@ -99,3 +99,16 @@ def test_a_media_key_outside_the_media_prefix_is_refused_before_any_hand_over() 
     assert step.outcome is not None and "media.key: must be under whatsapp/media/" in (
         step.outcome.error or ""
     )
+
+
+def test_each_poll_reads_a_series_once_per_content_and_an_edit_is_read_again() -> None:
+    raw = local("2027-07-01T09:00:00", repeat="FREQ=DAILY")
+    first, again = read(raw, LONDON), read(dict(raw), LONDON)
+    assert first.kinds is again.kinds  # the same content: read once, its rule kept
+    skipped = read({**raw, "skip": ["2027-07-02"]}, LONDON)
+    assert skipped.series is not None and first.series is not None
+    assert skipped.series.skip != first.series.skip
+    moved = read({**raw, "scheduledTime": "2027-07-01T10:00:00"}, LONDON)
+    assert moved.message.scheduled_time == datetime(2027, 7, 1, 9, tzinfo=UTC)
+    other_zone = read(raw, ZoneInfo("UTC"))  # only a series without timezone uses it
+    assert other_zone.kinds is not first.kinds

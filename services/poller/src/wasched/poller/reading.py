@@ -9,6 +9,8 @@ first: a `scheduledTime`/`expiresAt` without an offset is a wall time in its
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +40,7 @@ def read(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None = None) -
     point."""
     if raw.keys().isdisjoint(KIND_FIELDS) or not has_kinds(raw):  # the first: fast
         return Reading(read_message(raw))
-    kinds = read_kinds(raw, zone, media_key_prefix=media_prefix)
+    kinds = _kinds(raw, zone, media_prefix)
     if kinds.series is not None and kinds.expires_at is not None:
         raise MessageInvalid(
             ErrorKind.VALIDATION,
@@ -60,6 +62,26 @@ def series_keys(doc: Document) -> set[str]:
     if not any(is_series(raw) for raw in doc.messages):
         return set()
     return {k for k, raw in doc.keyed() if k is not None and is_series(raw)}
+
+
+_READ_BY_KINDS = ("scheduledTime", "expiresAt", "message", *KIND_FIELDS)
+_KINDS_KEPT = 4096
+_kept: OrderedDict[tuple[str, ZoneInfo, str | None], Kinds] = OrderedDict()
+
+
+def _kinds(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None) -> Kinds:
+    """`read_kinds`, once per content: every poll reads the same series again, and a rule
+    keeps what it generated (a long-running daily series costs a list walk, not a rerun)."""
+    fields = json.dumps([raw.get(name) for name in _READ_BY_KINDS], default=str)
+    key = (fields, zone, media_prefix)
+    found = _kept.get(key)
+    if found is not None:
+        _kept.move_to_end(key)
+    else:
+        found = _kept[key] = read_kinds(raw, zone, media_key_prefix=media_prefix)
+        if len(_kept) > _KINDS_KEPT:
+            _kept.popitem(last=False)
+    return found
 
 
 def due_message(msg: ScheduledMessage, version: str | None, reading: Reading | None) -> DueMessage:
