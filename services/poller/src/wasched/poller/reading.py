@@ -10,6 +10,7 @@ first: a `scheduledTime`/`expiresAt` without an offset is a wall time in its
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,7 @@ def series_keys(doc: Document) -> set[str]:
 _READ_BY_KINDS = ("scheduledTime", "expiresAt", "message", *KIND_FIELDS)
 _KINDS_KEPT = 4096
 _kept: OrderedDict[tuple[str, ZoneInfo, str | None], Kinds] = OrderedDict()
+_kept_lock = threading.Lock()
 
 
 def _kinds(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None) -> Kinds:
@@ -74,11 +76,14 @@ def _kinds(raw: dict[str, Any], zone: ZoneInfo, media_prefix: str | None) -> Kin
     keeps what it generated (a long-running daily series costs a list walk, not a rerun)."""
     fields = json.dumps([raw.get(name) for name in _READ_BY_KINDS], default=str)
     key = (fields, zone, media_prefix)
-    found = _kept.get(key)
-    if found is not None:
-        _kept.move_to_end(key)
-    else:
-        found = _kept[key] = read_kinds(raw, zone, media_key_prefix=media_prefix)
+    with _kept_lock:  # the poll reads in a thread, requests in the event loop
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+            return found
+    found = read_kinds(raw, zone, media_key_prefix=media_prefix)
+    with _kept_lock:
+        _kept[key] = found
         if len(_kept) > _KINDS_KEPT:
             _kept.popitem(last=False)
     return found
