@@ -11,7 +11,6 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -21,7 +20,6 @@ from tests.support.sending import (
     Collected,
     Senders,
     calls,
-    collect,
     drained,
     due,
     outbox,
@@ -37,17 +35,6 @@ from wasched.common.messages import Status
 from wasched.common.requests import request
 
 __all__ = ["senders"]
-
-
-@pytest.fixture
-async def kv(js: JetStreamContext) -> KeyValue:
-    ledger_kv, _ = await topology.declare(js)
-    return ledger_kv
-
-
-@pytest.fixture
-async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
-    return await collect(nc, topology.OUTCOME, Outcome, stream=True)
 
 
 async def pending_in_sender(js: JetStreamContext) -> int:

@@ -9,7 +9,6 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -36,17 +35,6 @@ __all__ = ["senders"]
 SENT = (Status.SENT, None)
 INTERRUPTED = (Status.FAILED, ErrorKind.INTERRUPTED)
 REFUSED = (Status.FAILED, ErrorKind.WHATSAPP_ERROR)
-
-
-@pytest.fixture
-async def kv(js: JetStreamContext) -> KeyValue:
-    ledger_kv, _ = await topology.declare(js)
-    return ledger_kv
-
-
-@pytest.fixture
-async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
-    return await collect(nc, topology.OUTCOME, Outcome, stream=True)
 
 
 # (message id, what the client does on each attempt, expected outcome, hand-overs, attempts)

@@ -24,7 +24,6 @@ from tests.support.sending import (
     Collected,
     Senders,
     calls,
-    collect,
     drained,
     outbox,
     publish_due,
@@ -55,17 +54,6 @@ async def web() -> AsyncIterator[WebFiles]:
     server = await WebFiles().start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def kv(js: JetStreamContext) -> KeyValue:
-    ledger_kv, _ = await topology.declare(js)
-    return ledger_kv
-
-
-@pytest.fixture
-async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
-    return await collect(nc, topology.OUTCOME, Outcome, stream=True)
 
 
 def media_sender(senders: Senders, seaweed: S3Server, prefix: str) -> None:

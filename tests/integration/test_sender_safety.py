@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from tests.support.sending import (
     Collected,
     Senders,
     calls,
-    collect,
     due,
     heartbeats,
     outbox,
@@ -33,17 +31,6 @@ from wasched.common.messages import Status
 
 __all__ = ["senders"]
 NUMBERS = ["447957189696", "447911123456", "447400123456", "447812345678"]
-
-
-@pytest.fixture
-async def kv(js: JetStreamContext) -> KeyValue:
-    ledger_kv, _ = await topology.declare(js)
-    return ledger_kv
-
-
-@pytest.fixture
-async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
-    return await collect(nc, topology.OUTCOME, Outcome, stream=True)
 
 
 def waits_until(beats: Collected[Heartbeat], key: str, at_least: timedelta) -> bool:

@@ -59,17 +59,6 @@ def start_sender(tmp_path: Path, nats_url: str) -> Iterator[Callable[..., Servic
         proc.kill()
 
 
-@pytest.fixture
-async def kv(js: JetStreamContext) -> KeyValue:
-    ledger_kv, _ = await topology.declare(js)
-    return ledger_kv
-
-
-@pytest.fixture
-async def outcomes(nc: NATS, kv: KeyValue) -> Collected[Outcome]:
-    return await collect(nc, topology.OUTCOME, Outcome, stream=True)
-
-
 async def raw_request(nc: NATS, subject: str, payload: bytes) -> Reply:
     """Publish any bytes with `Wasched-Reply-To`, as a careless client would, and await the Reply."""
     inbox = nc.new_inbox()
