@@ -26,11 +26,13 @@ from tests.faults.interruptions import ANY_TARGET, Claim, Kill
 from tests.faults.invariants import Verdict, check_run
 from tests.faults.outbox import read_outbox
 from tests.faults.schedule import document
+from tests.faults.series import check_series, occurrence_records, read_settled
 from tests.faults.stack import Heartbeats, Stack, start_services, wait_settled
 from tests.faults.summary import Figure, Summary
 from wasched.common import ledger
 from wasched.common.clock import utcnow
 from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.common.recurrence import occurrence_id
 from wasched.common.topology import LEDGER_BUCKET
 
 Message = dict[str, Any]
@@ -77,6 +79,9 @@ class Scenario:
     foreign_prefixes: tuple[str, ...] = ()
     """Outbox ids with these prefixes were not in any document (e.g. generated `send-` ids)."""
     outcomes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    series: dict[str, list[datetime]] = field(default_factory=dict)
+    """A repeating message's id → the occurrences that must each be sent once (or interrupted
+    by their own kill); the outbox holds occurrence ids (tests/faults/series.py)."""
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Found during the run (e.g. a wrong stream config); reported with the invariants."""
@@ -117,15 +122,17 @@ class Scenario:
         _, settled = await wait_settled(self.stack, ids, timeout, frozenset(self.allow_pending))
         codes = self.stack.stop_all()
         stored = self.stack.doc.get()["messages"]
+        records, lost = await self._occurrences(stored)
         outbox = read_outbox(self.stack.outbox)
         foreign = {
             i for i in outbox.ids() if self.foreign_prefixes and i.startswith(self.foreign_prefixes)
         }
+        occurrences = frozenset(r["id"] for r in records)
         verdict = check_run(
             self.expected,
-            stored,
+            stored + records,
             outbox,
-            must_send=frozenset(self.must_send),
+            must_send=frozenset(self.must_send | occurrences),
             claims=await ledger_claims(self.nc, self.holders),
             kills=self._kills(),
             allow_pending=frozenset(self.allow_pending),
@@ -133,10 +140,12 @@ class Scenario:
             deleted=frozenset(self.deleted),
             raced=frozenset(self.raced | foreign),
             repeated=frozenset(self.repeated),
-            known=frozenset(self.known),
+            known=frozenset(self.known | occurrences),
             outcomes=self.outcomes,
+            series=frozenset(self.series),
         )
-        if self.expected and not self.must_send:
+        verdict.lost += lost
+        if self.expected and not (self.must_send or self.series):
             self.problems.append("the scenario names no message that must be sent")
         verdict.problems[:0] = self.problems
         self.problems = verdict.problems  # figures asserted after finish land in the verdict
@@ -154,6 +163,21 @@ class Scenario:
         ):
             self.expect(label, value, "==", 0)
         return verdict
+
+    async def _occurrences(self, stored: list[Message]) -> tuple[list[Message], int]:
+        """Each series' expected occurrences as records; its entry checked against them."""
+        by_id = {m.get("id"): m for m in stored}
+        records: list[Message] = []
+        lost = 0
+        for ident, instants in self.series.items():
+            entry = by_id.get(ident, {"id": ident})
+            ids = [occurrence_id(ident, at) for at in instants]
+            mine = occurrence_records(entry, instants, await read_settled(self.nc, ids))
+            problems, missing = check_series(entry, mine)
+            self.problems += problems
+            records += mine
+            lost += missing
+        return records, lost
 
     def _kills(self) -> list[Kill]:
         kills = []

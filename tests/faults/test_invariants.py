@@ -324,3 +324,95 @@ def test_a_schedule_is_the_same_for_the_same_seed() -> None:
     first = make_schedule(20, start, 10, random.Random(7))
     again = make_schedule(20, start, 10, random.Random(7))
     assert first == again
+
+
+# -- repeating messages: occurrence records and the series' entry ---------------------------
+
+SERIES_AT = [DUE + timedelta(seconds=5 * n) for n in range(3)]
+
+
+def settled_sent() -> dict[str, Any]:
+    from wasched.common.ledger import LedgerEntry, LedgerState
+    from wasched.common.recurrence import occurrence_id
+
+    return {
+        occurrence_id("s", at): LedgerEntry(
+            state=LedgerState.SENT, sent_at=at + timedelta(seconds=0.2)
+        )
+        for at in SERIES_AT
+    }
+
+
+def finished_entry(**change: Any) -> dict[str, Any]:
+    history = [
+        {"at": format_utc(at), "status": "sent", "sentAt": format_utc(at + timedelta(seconds=0.2))}
+        for at in SERIES_AT
+    ]
+    entry = {
+        "id": "s",
+        "to": "447957189601",
+        "message": "text s",
+        "status": "sent",
+        "history": history,
+        "occurrences": 3,
+        "lastStatus": "sent",
+        "lastSentAt": history[-1]["sentAt"],
+        "nextAt": None,
+    }
+    return {**entry, **change}
+
+
+def series_problems(entry: dict[str, Any], settled: dict[str, Any]) -> tuple[list[str], int]:
+    from tests.faults.series import check_series, occurrence_records
+
+    return check_series(entry, occurrence_records(entry, SERIES_AT, settled))
+
+
+def test_a_finished_series_that_agrees_with_the_ledger_passes() -> None:
+    assert series_problems(finished_entry(), settled_sent()) == ([], 0)
+
+
+def test_an_occurrence_the_ledger_never_settled_is_lost() -> None:
+    settled = settled_sent()
+    settled.pop(next(iter(settled)))
+    problems, lost = series_problems(finished_entry(), settled)
+    assert lost == 1
+    assert any("never settled" in p for p in problems)
+
+
+def test_a_series_entry_that_misstates_its_occurrences_is_caught() -> None:
+    for change, says in [
+        ({"occurrences": 2}, "occurrences=2"),
+        ({"lastSentAt": format_utc(DUE)}, "lastSentAt="),
+        ({"history": finished_entry()["history"][:2]}, "history"),
+        ({"nextAt": format_utc(DUE + timedelta(seconds=15))}, "ended with nextAt"),
+        ({"status": "pending"}, "ended with nextAt"),
+    ]:
+        problems, _ = series_problems(finished_entry(**change), settled_sent())
+        assert any(says in p for p in problems), (change, problems)
+
+
+def test_occurrence_records_are_checked_like_stored_messages() -> None:
+    from tests.faults.series import occurrence_records
+    from wasched.common.recurrence import occurrence_id
+
+    entry = finished_entry()
+    records = occurrence_records(entry, SERIES_AT, settled_sent())
+    ids = frozenset(r["id"] for r in records)
+    first, second = occurrence_id("s", SERIES_AT[0]), occurrence_id("s", SERIES_AT[1])
+    sends = [
+        Send(r["id"], JID, "text s", datetime.fromisoformat(r["scheduledTime"])) for r in records
+    ]
+    sends.append(Send(first, JID, "text s", SERIES_AT[0] + timedelta(seconds=9)))  # twice
+    sends[1] = Send(second, JID, "text s", SERIES_AT[1] - timedelta(seconds=1))  # early
+    verdict = check_run(
+        {"s": entry},
+        [entry, *records],
+        Outbox(sends=sends, torn=[]),
+        must_send=ids,
+        known=ids,
+        series=frozenset({"s"}),
+    )
+    assert verdict.duplicates == 1
+    assert verdict.early == 1
+    assert not any(p.startswith("s: ") for p in verdict.problems)  # the entry is no send

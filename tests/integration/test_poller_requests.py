@@ -9,6 +9,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from tests.conftest import TEST_BUCKET
 from tests.integration.test_poller_kit import (
     PHONE,
     Watch,
@@ -115,3 +116,56 @@ async def test_cancel_request_stops_a_scheduled_message(
     assert due.ids() == []
     assert web.by_id()["call-mum"]["error"] == "cancelled on request"
     assert web.by_id()["call-mum"]["to"] == PHONE
+
+
+async def test_schedule_requests_with_local_time_repeat_and_media_or_a_clear_error(
+    moto: S3Server, prefix: str, nats_url: str, nc: NATS, js: JetStreamContext, tmp_path: Path
+) -> None:
+    """Issue 15: the new fields are checked at intake like a stored message's; bad input gets
+    a per-message error and the document is not touched."""
+    web = WebUi(moto, prefix)
+    web.put([message("existing", at_offset(86400))])
+    web.client.put_object(Bucket=TEST_BUCKET, Key=f"{prefix}media/card.jpg", Body=b"\xff\xd8\xff")
+
+    def wanted(ident: str, **fields: object) -> ScheduleRequest:
+        return ScheduleRequest.model_validate(
+            {
+                "id": ident,
+                "to": PHONE,
+                "message": "Bins out",
+                "scheduledTime": "2027-01-04T19:00:00",
+                "timezone": "Europe/London",
+                **fields,
+            }
+        )
+
+    bad = {
+        "bad-rule": (wanted("bad-rule", repeat="FREQ=WEEKLY;BYDAY=XX"), "repeat: BYDAY"),
+        "bad-zone": (wanted("bad-zone", timezone="europe/london"), "did you mean 'Europe/London'?"),
+        "ftp": (
+            wanted("ftp", media={"type": "image", "url": "ftp://example.org/a.jpg"}),
+            "media.url: must start with http:// or https://",
+        ),
+        "no-object": (
+            wanted("no-object", media={"type": "image", "key": f"{prefix}media/gone.jpg"}),
+            f"media.key: there is no object '{prefix}media/gone.jpg'",
+        ),
+    }
+    async with running_poller(moto, prefix, nats_url, tmp_path, POLL_INTERVAL_SECONDS=1) as poller:
+        before = web.get_bytes()[0]
+        for ident, (event, says) in bad.items():
+            reply = await request(nc, topology.SCHEDULE, event, f"schedule:{ident}")
+            assert not reply.ok and says in (reply.error or ""), reply
+            assert f"message '{ident}'" in (reply.error or "")
+        assert web.get_bytes()[0] == before  # nothing else touched
+
+        series = wanted("bins", repeat="FREQ=WEEKLY;COUNT=3")
+        assert (await request(nc, topology.SCHEDULE, series, "schedule:bins")).ok
+        card = wanted("card", media={"type": "image", "key": f"{prefix}media/card.jpg"})
+        assert (await request(nc, topology.SCHEDULE, card, "schedule:card")).ok
+        await poller.wait_log("updated the record of series bins")
+    stored = web.by_id()
+    assert stored["bins"]["scheduledTime"] == "2027-01-04T19:00:00"  # the wall time as written
+    assert stored["bins"]["nextAt"] == "2027-01-04T19:00:00.000Z"  # GMT in January
+    assert stored["card"]["media"] == {"type": "image", "key": f"{prefix}media/card.jpg"}
+    assert set(stored) == {"existing", "bins", "card"}

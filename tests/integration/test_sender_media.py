@@ -1,8 +1,8 @@
 """Media and link previews through the real sender process (dryrun) on a real nats-server,
 with the media in a real S3 bucket (SeaweedFS) and on a web server started here.
 
-The poller does not hand media over yet (issue 15 phase B2): the due events are published
-here as the poller will publish them.
+The due events are published here as the poller publishes them (the poller's own
+hand-over of media, from a stored document to the outbox: tests/integration/test_poller_series.py).
 """
 
 from __future__ import annotations

@@ -204,3 +204,29 @@ async def test_ledger_mirror_follows_the_bucket(js: JetStreamContext) -> None:
         assert mirror.view(["before-start", "missing"]).keys() == {"before-start"}
     finally:
         await mirror.stop()
+
+
+async def test_the_ledger_mirror_finds_a_series_occurrences_by_instant(
+    js: JetStreamContext,
+) -> None:
+    from datetime import UTC, datetime
+
+    from wasched.common.recurrence import occurrence_id
+
+    kv, _ = await topology.declare(js)
+    first, second = (datetime(2026, 12, 24, 9, s, tzinfo=UTC) for s in (0, 5))
+    await ledger.cancel(kv, occurrence_id("bins", first))  # before the mirror starts
+    await ledger.cancel(kv, occurrence_id("bins@x", first))  # another series, same prefix
+    await ledger.cancel(kv, "bins")  # the series' own id is no occurrence
+    mirror = ledger.LedgerMirror(kv)
+    await mirror.start()
+    try:
+        assert set(mirror.occurrences("bins")) == {first}
+        claim = await ledger.claim(kv, occurrence_id("bins", second))
+        await eventually(lambda: second in mirror.occurrences("bins"), what="a new occurrence")
+        await ledger.release(kv, occurrence_id("bins", second), claim.revision)
+        await eventually(lambda: second not in mirror.occurrences("bins"), what="released")
+        assert set(mirror.occurrences("bins@x")) == {first}
+        assert mirror.occurrences("nothing") == {}
+    finally:
+        await mirror.stop()

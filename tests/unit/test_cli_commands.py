@@ -248,6 +248,23 @@ def test_list_shows_a_series_rule_and_next_occurrence_and_the_media_type() -> No
     assert [row[6] for row in table] == ["[image] Merry", "[voice]", "Bins out tonight"]
 
 
+def test_list_shows_a_local_time_at_its_instant() -> None:
+    messages = [
+        {"id": "ny", "to": "1", "message": "m", "status": "pending", "timezone": "America/New_York",
+         "scheduledTime": "2027-03-14T02:30:00"},  # skipped by the clocks: 07:00 UTC
+        {"id": "utc", "to": "1", "message": "m", "status": "pending",
+         "scheduledTime": "2027-03-14T06:59:00Z"},
+        {"id": "bad", "to": "1", "message": "m", "status": "pending", "timezone": "Mars/Olympus",
+         "scheduledTime": "2027-03-14T02:30:00"},
+    ]  # fmt: skip
+    table = listing.rows(messages, ZoneInfo("UTC"))
+    assert [(row[0], row[1]) for row in table] == [
+        ("utc", "14/03/2027, 06:59:00"),
+        ("ny", "14/03/2027, 07:00:00"),
+        ("bad", "2027-03-14T02:30:00 (invalid)"),
+    ]
+
+
 HEALTH_BODY = {
     "healthy": False,
     "checks": [

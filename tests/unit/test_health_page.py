@@ -159,3 +159,28 @@ def test_messages_the_poller_ignores_are_shown_by_reason() -> None:
     )
     html = render(state)
     assert "ignored" in html and "2 (unknown status: 2)" in html
+
+
+def test_the_next_occurrence_of_each_series_is_shown_in_the_display_zone() -> None:
+    state = state_with(SenderStatus(state="connected"))
+    series = [
+        {"id": "bins", "nextAt": "2026-07-06T18:00:00.000Z"},
+        {"id": "<b>bday</b>", "nextAt": "2026-12-24T09:00:00.000Z"},
+        {"id": "broken", "nextAt": "soon"},
+    ]
+    state.on_heartbeat(
+        Heartbeat(service="poller", details={"pending": 2, "series": series}),
+        NOW - timedelta(seconds=1),
+    )
+    html = render(state)
+    section = re.search(r'<section id="series">.*?</section>', html, re.S)
+    assert section, "no next-occurrence section"
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", section[0])
+    assert rows == [
+        ("06/07/2026, 19:00:00", "bins"),  # BST
+        ("24/12/2026, 09:00:00", "&lt;b&gt;bday&lt;/b&gt;"),
+    ]
+
+
+def test_without_series_the_page_has_no_next_occurrence_section() -> None:
+    assert 'id="series"' not in render(state_with(SenderStatus(state="connected")))

@@ -1,4 +1,5 @@
-"""docs/message-kinds.md: its JSON examples are accepted, and its error texts are the real ones."""
+"""docs/design.md, "Message kinds": its JSON examples are accepted, and its error texts are
+the real ones."""
 
 from __future__ import annotations
 
@@ -15,12 +16,18 @@ from wasched.common.localtime import load_zone
 from wasched.common.messages import MessageInvalid
 from wasched.common.recurrence import occurrences
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "message-kinds.md"
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 LONDON = load_zone("Europe/London")
 
 
+def section() -> str:
+    text = DESIGN.read_text()
+    start = text.index("## Message kinds")
+    return text[start : text.index("\n## ", start + 1)]
+
+
 def examples() -> dict[str, dict[str, Any]]:
-    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```json\n(.*?)```", section(), re.S)
     return {raw["id"]: raw for raw in map(json.loads, blocks)}
 
 
@@ -92,9 +99,23 @@ def test_the_examples_mean_what_the_text_says() -> None:
     ],
 )
 def test_the_documented_errors_are_the_real_ones(fields: dict[str, Any], error: str) -> None:
-    assert error in DOC.read_text(), "the doc no longer shows this error"
+    assert error in section(), "the doc no longer shows this error"
     raw = {"id": "m", "to": "447957189696", "message": "hi",
            "scheduledTime": "2026-12-24T09:00:00Z", **fields}  # fmt: skip
     with pytest.raises(MessageInvalid) as err:
         read_kinds(raw, LONDON, media_key_prefix="whatsapp/media/")
     assert err.value.reason == error.replace("\n", " ")
+
+
+def test_the_series_rules_the_doc_states_are_the_real_ones() -> None:
+    from wasched.poller.limits import catch_up_grace
+    from wasched.poller.reading import read
+
+    text = " ".join(section().split())
+    assert "300 s with the default poll interval" in text
+    assert catch_up_grace(60).total_seconds() == 300
+    assert catch_up_grace(1).total_seconds() == 60  # "at least 60 s"
+    raw = {**examples()["bins"], "expiresAt": "2026-12-31T00:00:00Z"}
+    with pytest.raises(MessageInvalid) as err:
+        read(raw, LONDON)
+    assert err.value.reason in text

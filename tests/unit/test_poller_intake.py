@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,11 @@ def stored(**fields: Any) -> dict[str, Any]:
         (b"not json", "invalid schedule request: Invalid JSON"),
         (b"[]", "invalid schedule request: Input should be an object"),
         (request(id=None), "invalid schedule request: id: Field required"),
-        (request(scheduledTime="2025-12-24T10:00:00"), "scheduledTime: Input should have timezone"),
+        (
+            request(scheduledTime="2025-12-24T10:00:00"),
+            "invalid schedule request: scheduledTime: '2025-12-24T10:00:00' has no time zone; "
+            "add a timezone field",
+        ),
         (request(message=" "), "message: message text is empty"),
         (request(to=""), "to: String should have at least 1 character"),
         (
@@ -150,3 +155,53 @@ def test_cancel_refusals_from_the_ledger(state: LedgerState, refusal: str | None
 def test_malformed_cancel() -> None:
     with pytest.raises(Rejected, match="invalid cancel request: id: Field required"):
         parse_cancel(b"{}")
+
+
+def test_a_wall_time_with_a_timezone_is_stored_as_written_and_read_there() -> None:
+    raw = stored(
+        scheduledTime="2026-03-29T01:30:00",
+        timezone="Europe/London",
+        repeat="FREQ=YEARLY",
+        skip=["2027-03-28"],
+    )
+    assert raw["scheduledTime"] == "2026-03-29T01:30:00"
+    assert (raw["timezone"], raw["repeat"], raw["skip"]) == (
+        "Europe/London",
+        "FREQ=YEARLY",
+        ["2027-03-28"],
+    )
+    assert (
+        admit(
+            Document(messages=[raw]),
+            stored(**{k: raw[k] for k in ("scheduledTime", "timezone", "repeat", "skip")}),
+            None,
+        )
+        is Admission.SAME
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"repeat": "FREQ=WEEKLY;BYDAY=XX"}, "message 'r1': repeat: BYDAY: expected weekdays"),
+        ({"repeat": "0 9 * * 1"}, "looks like a cron expression"),
+        (
+            {"scheduledTime": "2026-12-24T09:00:00", "timezone": "europe/london"},
+            "timezone: unknown time zone 'europe/london'; did you mean 'Europe/London'?",
+        ),
+        (
+            {"media": {"type": "image", "url": "ftp://example.org/card.jpg"}},
+            "media.url: must start with http:// or https://",
+        ),
+        ({"media": {"type": "image"}}, "media"),
+        ({"skip": ["2026-12-28"]}, "skip: only a repeating message"),
+        ({"id": "bins@20261224T090000Z"}, "has the form wasched gives the occurrences"),
+        ({"history": []}, "history is set by wasched"),
+        ({"nextAt": "2026-12-24T09:00:00.000Z"}, "nextAt is set by wasched"),
+    ],
+)
+def test_new_fields_are_checked_at_intake_with_a_clear_reason(
+    fields: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(Rejected, match=re.escape(error)):
+        stored(**fields)

@@ -146,6 +146,7 @@ def test_heartbeat_has_every_field_of_the_contract() -> None:
         "active",
         "s3Errors",
         "rejectedEvents",
+        "series",
     }
     assert found["rejectedEvents"] == {"wasched.schedule": 2}
     assert found["s3Errors"] == {"network": 3}
@@ -169,3 +170,9 @@ def test_app_wires_without_connecting_and_documents_its_subjects() -> None:
         "wasched.heartbeat.poller",
     }
     assert {"DueMessage", "Outcome", "Heartbeat"} <= set(spec["components"]["schemas"])
+
+
+def test_heartbeat_names_the_soonest_series_with_their_next_occurrence() -> None:
+    state = PollerState(active=True)
+    state.series = [("bins", datetime(2026, 1, 5, 19, tzinfo=UTC))]
+    assert details(state, {})["series"] == [{"id": "bins", "nextAt": "2026-01-05T19:00:00.000Z"}]

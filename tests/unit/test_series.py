@@ -251,3 +251,74 @@ def test_unreadable_history_is_replaced(history: object) -> None:
     assert len(fields["history"]) == 1
     assert fields["occurrences"] == 1
     assert settled_through(entry(history=history)) is None
+
+
+FIVE = timedelta(seconds=5)
+GRACE = timedelta(seconds=60)
+
+
+def every_five() -> Series:
+    return daily("FREQ=SECONDLY;INTERVAL=5", "2026-01-05T09:00:00Z")
+
+
+T0 = utc("2026-01-05T09:00:00")
+
+
+@pytest.mark.parametrize(
+    ("now", "handled", "lateness", "expected"),
+    [
+        # A poller restart of 8 s: the occurrence that fell due meanwhile and the one after it
+        # are both sent (the first 8 s late), nothing is missed.
+        (T0 + 8 * FIVE / 5, set(), DAY, CatchUp(send=T0 + FIVE, late=(T0,), next_at=T0 + 2 * FIVE)),
+        # 50 s: every occurrence whose successor fell due within the grace still goes, oldest first.
+        (
+            T0 + 10 * FIVE,
+            set(),
+            DAY,
+            CatchUp(
+                send=T0 + 10 * FIVE,
+                late=tuple(T0 + n * FIVE for n in range(10)),
+                next_at=T0 + 11 * FIVE,
+            ),
+        ),
+        # Down for 100 s: those whose successor fell due more than the grace ago (before
+        # 09:00:40) are missed.
+        (
+            T0 + 20 * FIVE,
+            set(),
+            DAY,
+            CatchUp(
+                send=T0 + 20 * FIVE,
+                late=tuple(T0 + n * FIVE for n in range(7, 20)),
+                missed=tuple(T0 + n * FIVE for n in range(2, 7)),
+                missed_count=7,
+                next_at=T0 + 21 * FIVE,
+            ),
+        ),
+        # A late one beyond MAX_LATENESS_SECONDS is missed, not sent.
+        (
+            T0 + 8 * FIVE / 5,
+            set(),
+            timedelta(seconds=7),
+            CatchUp(send=T0 + FIVE, missed=(T0,), missed_count=1, next_at=T0 + 2 * FIVE),
+        ),
+        # One the sender already has is neither sent again nor missed.
+        (T0 + 8 * FIVE / 5, {T0}, DAY, CatchUp(send=T0 + FIVE, next_at=T0 + 2 * FIVE)),
+    ],
+)
+def test_with_a_grace_a_restart_is_not_downtime(
+    now: datetime, handled: set[datetime], lateness: timedelta, expected: CatchUp
+) -> None:
+    found = catch_up(
+        every_five(), None, now, max_lateness=lateness, handled=handled, keep=5, grace=GRACE
+    )
+    assert found == expected
+
+
+def test_with_a_grace_a_weekly_series_down_for_weeks_still_sends_only_the_latest() -> None:
+    weekly = daily("FREQ=WEEKLY")
+    now = MON + timedelta(weeks=3, hours=1)
+    found = catch_up(weekly, None, now, max_lateness=DAY, grace=GRACE)
+    assert found.send == MON + timedelta(weeks=3)
+    assert found.late == ()
+    assert found.missed_count == 3

@@ -63,7 +63,7 @@ _REPLY = f"Answered on the `{topology.REPLY_HEADER}` inbox, when given, with a `
 # own as written for the stored document and checks them there.
 class ScheduleRequestFields(ScheduleRequest):
     """`wasched.schedule`: add a message to the stored document (the optional fields as in
-    docs/message-kinds.md)."""
+    docs/design.md, "Message kinds")."""
 
     model_config = ConfigDict(title="ScheduleRequest")
 
@@ -95,8 +95,10 @@ async def send(request: SendRequest) -> Reply:
     stream=requests,
     title=topology.SCHEDULE,
     description="Add a message to the stored schedule (`id` required: a repeated id is "
-    "not added twice). `timezone`, `repeat`, `skip`, `media`, `linkPreview` as in "
-    "docs/message-kinds.md. Fields wasched does not know are stored unchanged. " + _REPLY,
+    "not added twice). `timezone` (a `scheduledTime` without an offset is wall-clock time "
+    'there), `repeat`, `skip`, `media`, `linkPreview` as in docs/design.md ("Message '
+    'kinds"); each is checked before the message is added, and a bad one is refused with '
+    "the reason. Fields wasched does not know are stored unchanged. " + _REPLY,
 )
 async def schedule(request: ScheduleRequestFields) -> Reply:
     raise NotImplementedError  # schema only

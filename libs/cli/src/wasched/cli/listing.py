@@ -7,11 +7,12 @@ type before the text (`[image] Merry Christmas`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from wasched.common.clock import TimeFormatError, format_display, parse_utc
 from wasched.common.document import Document, DocumentError
+from wasched.common.localtime import load_zone, parse_time
 from wasched.common.settings import Settings
 
 COLUMNS = ("ID", "WHEN", "REPEAT", "STATUS", "TO", "NAME", "MESSAGE")
@@ -28,10 +29,17 @@ def _when(raw: dict[str, Any], zone: tzinfo) -> tuple[str, str]:
     if raw.get("repeat") and isinstance(raw.get("nextAt"), str):
         value = raw["nextAt"]
     try:
-        moment = parse_utc(value)
+        moment = _instant(raw, value)
     except (TimeFormatError, OverflowError, ValueError):
         return ("~", f"{value!s} (invalid)")
     return (moment.isoformat(), format_display(moment, zone))
+
+
+def _instant(raw: dict[str, Any], value: object) -> datetime:
+    """A stored time: an instant, or a wall time in the message's `timezone`."""
+    if raw.get("timezone") is None:
+        return parse_utc(value)
+    return parse_time(value, load_zone(raw["timezone"]))  # LocalTimeError is a ValueError
 
 
 def _cell(value: object, width: int | None = None) -> str:

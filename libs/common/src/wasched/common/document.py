@@ -47,6 +47,11 @@ OWNED_FIELDS = frozenset(
         "readAt",
         "attempts",
         "sentAs",
+        "nextAt",
+        "lastSentAt",
+        "lastStatus",
+        "occurrences",
+        "history",
     }
 )
 """Fields wasched writes from what the ledger knows happened; in a conflict, ours stand."""

@@ -33,6 +33,14 @@ UtcTime = Annotated[AwareDatetime, AfterValidator(_storable)]
 """An aware time that converts to UTC and fits the stored form."""
 
 
+def _storable_if_aware(moment: datetime) -> datetime:
+    return _storable(moment) if moment.tzinfo is not None else moment
+
+
+UtcOrWallTime = Annotated[datetime, AfterValidator(_storable_if_aware)]
+"""An instant (as `UtcTime`), or a wall-clock time without an offset (read in `timezone`)."""
+
+
 class Event(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
@@ -146,14 +154,33 @@ class SendRequest(_Content):
 class ScheduleRequest(_Text):
     """`wasched.schedule`: add a message to the stored document.
 
-    Fields beyond these (`timezone`, `repeat`, `skip`, `media`, `linkPreview`, a writer's
-    own) are kept as they are for the document; the poller checks them."""
+    `scheduledTime`/`expiresAt` without an offset are wall-clock times in `timezone`; the
+    poller checks the new fields (`timezone`, `repeat`, `skip`, `media`, `linkPreview`) with
+    the same rules as a stored message's (`kinds.read_kinds`) before it adds the message.
+    Fields beyond these (`media`, `linkPreview`, a writer's own) are kept as they are."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1, max_length=200)
-    scheduled_time: UtcTime
-    expires_at: UtcTime | None = None
+    scheduled_time: UtcOrWallTime
+    expires_at: UtcOrWallTime | None = None
+    timezone: str | None = Field(None, max_length=64)
+    """IANA zone, e.g. `Europe/London`: a time without an offset is wall-clock time there."""
+    repeat: str | None = Field(None, max_length=1000)
+    """An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO`): repeat from `scheduledTime` on."""
+    skip: list[str] | None = Field(None, max_length=1000)
+    """Occurrences to leave out: local dates (`2026-12-28`) or times."""
+
+    @model_validator(mode="after")
+    def _wall_times_need_a_zone(self) -> ScheduleRequest:
+        for name, value in (("scheduledTime", self.scheduled_time), ("expiresAt", self.expires_at)):
+            if value is not None and value.tzinfo is None and self.timezone is None:
+                raise ValueError(
+                    f"{name}: {value.isoformat()!r} has no time zone; add a timezone field "
+                    '(e.g. "timezone": "Europe/London") to read it as wall-clock time there, '
+                    "or write it in UTC with a trailing Z"
+                )
+        return self
 
     @model_validator(mode="after")
     def _some_text(self) -> ScheduleRequest:

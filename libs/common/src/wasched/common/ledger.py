@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -34,6 +35,7 @@ from pydantic import AwareDatetime, Field
 from wasched.common.clock import utcnow
 from wasched.common.events import Event, Outcome
 from wasched.common.messages import ErrorKind, Status
+from wasched.common.recurrence import parse_occurrence_id
 from wasched.common.topology import ledger_key
 
 log = logging.getLogger("wasched.ledger")
@@ -313,7 +315,7 @@ class LedgerMirror:
     def __init__(self, kv: KeyValue, resync_seconds: float = 300.0) -> None:
         self._kv = kv
         self._resync = resync_seconds
-        self._entries: dict[str, LedgerEntry] = {}
+        self._entries: _Entries = _Entries()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.loaded_at: float | None = None
@@ -323,6 +325,10 @@ class LedgerMirror:
 
     def view(self, message_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         return {i: e for i in message_ids if (e := self.get(i)) is not None}
+
+    def occurrences(self, series_id: str) -> dict[datetime, LedgerEntry]:
+        """The entries of a repeating message's occurrences, by occurrence instant (a copy)."""
+        return dict(self._entries.series.get(series_id, {}))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -349,7 +355,7 @@ class LedgerMirror:
 
     async def _watch_once(self) -> None:
         watcher = await self._kv.watchall()
-        fresh: dict[str, LedgerEntry] = {}
+        fresh = _Entries()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._resync
         initial = True
@@ -374,11 +380,40 @@ class LedgerMirror:
                 await watcher.stop()
 
 
-def _apply(entries: dict[str, LedgerEntry], entry: KeyValue.Entry) -> None:
+class _Entries(dict[str, LedgerEntry]):
+    """Entries by ledger key; those of series' occurrences also by series id and instant, so
+    a poll finds a series' occurrences without scanning every key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.series: dict[str, dict[datetime, LedgerEntry]] = {}
+
+    def put(self, key: str, entry: LedgerEntry) -> None:
+        self[key] = entry
+        if (found := _occurrence(key)) is not None:
+            self.series.setdefault(found[0], {})[found[1]] = entry
+
+    def drop(self, key: str) -> None:
+        if self.pop(key, None) is not None and (found := _occurrence(key)) is not None:
+            self.series.get(found[0], {}).pop(found[1], None)
+
+
+def _occurrence(key: str) -> tuple[str, datetime] | None:
+    """(series id, instant) of an occurrence's ledger key (always hex: `@` is not a key
+    character), else None."""
+    if not key.startswith("h."):
+        return None
+    try:
+        return parse_occurrence_id(bytes.fromhex(key[2:]).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _apply(entries: _Entries, entry: KeyValue.Entry) -> None:
     if entry.operation in ("DEL", "PURGE") or not entry.value:
-        entries.pop(entry.key, None)
+        entries.drop(entry.key)
         return
     try:
-        entries[entry.key] = LedgerEntry.model_validate_json(entry.value)
+        entries.put(entry.key, LedgerEntry.model_validate_json(entry.value))
     except ValueError:
         log.warning("ledger entry %s is unreadable; ignored", entry.key)

@@ -84,27 +84,31 @@ def content_version(raw: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_message(raw: dict[str, Any]) -> ScheduledMessage:
-    """Validate one pending message, or raise `MessageInvalid` naming the field."""
+def read_message(
+    raw: dict[str, Any],
+    *,
+    scheduled: datetime | None = None,
+    expires_at: datetime | None = None,
+    text: str | None = None,
+) -> ScheduledMessage:
+    """Validate one pending message, or raise `MessageInvalid` naming the field.
+
+    A message with the optional fields of `wasched.common.kinds` has its times read there
+    (a wall time in its `timezone`) and, with media, its text (the caption, or none): pass
+    them as `scheduled`/`expires_at` and `text`, and only the rest is read here.
+    """
     ident = raw.get("id")
     if not isinstance(ident, str) or not ident.strip():
         raise MessageInvalid(ErrorKind.VALIDATION, "id is missing or not a string")
     to = raw.get("to")
     if not isinstance(to, str) or not to.strip():
         raise MessageInvalid(ErrorKind.VALIDATION, "to is missing or empty")
-    text = raw.get("message")
-    if not isinstance(text, str):
-        raise MessageInvalid(ErrorKind.VALIDATION, "message text is missing or not a string")
-    if not text.strip():
-        raise MessageInvalid(ErrorKind.VALIDATION, "message text is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise MessageInvalid(
-            ErrorKind.VALIDATION,
-            f"message text is {len(text)} characters; at most {MAX_TEXT_CHARS}",
-        )
-    scheduled = _time_field(raw, "scheduledTime", required=True)
+    if text is None:
+        text = _text(raw.get("message"))
+    if scheduled is None:
+        scheduled = _time_field(raw, "scheduledTime", required=True)
+        expires_at = _time_field(raw, "expiresAt", required=False)
     assert scheduled is not None
-    expires = _time_field(raw, "expiresAt", required=False)
     name = raw.get("contactName")
     try:
         recipient = parse_recipient(to)
@@ -117,8 +121,21 @@ def read_message(raw: dict[str, Any]) -> ScheduledMessage:
         text=text,
         scheduled_time=scheduled,
         contact_name=name if isinstance(name, str) else None,
-        expires_at=expires,
+        expires_at=expires_at,
     )
+
+
+def _text(text: object) -> str:
+    if not isinstance(text, str):
+        raise MessageInvalid(ErrorKind.VALIDATION, "message text is missing or not a string")
+    if not text.strip():
+        raise MessageInvalid(ErrorKind.VALIDATION, "message text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise MessageInvalid(
+            ErrorKind.VALIDATION,
+            f"message text is {len(text)} characters; at most {MAX_TEXT_CHARS}",
+        )
+    return text
 
 
 def _time_field(raw: dict[str, Any], name: str, *, required: bool) -> datetime | None:

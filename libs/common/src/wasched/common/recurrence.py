@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule
@@ -92,7 +92,7 @@ def read_series(repeat: object, start: datetime, zone: ZoneInfo, skip: object = 
         first=first,
         wall_first=wall_first,
         skip=read_skip(skip, zone),
-        dateutil_rule=rule.build(wall_first.replace(microsecond=0)),
+        dateutil_rule=rule.build(wall_first.replace(microsecond=0), cache=True),
     )
 
 
@@ -141,11 +141,14 @@ def occurrences(series: Series, after: datetime | None = None) -> Iterator[datet
     until = series.rule.until
     count = series.rule.count
     previous: datetime | None = None
+    early = _long_before(after, series.zone)
     for index, wall in _walls(series, after):
         if (count is not None and index >= count) or (
             until is not None and until.wall is not None and wall > until.wall
         ):
             return
+        if early is not None and index > 0 and wall < early:
+            continue  # resolves to an instant long before `after`: not yielded either way
         try:
             instant = series.first if index == 0 else resolve_wall(wall, series.zone)
         except TimeFormatError:
@@ -157,6 +160,22 @@ def occurrences(series: Series, after: datetime | None = None) -> Iterator[datet
         previous = instant
         if (after is None or instant > after) and not series.skip.leaves_out(wall, instant):
             yield instant
+
+
+_MARGIN = timedelta(days=2)
+"""More than any zone's offset change: a wall time this far before `after`'s own wall time
+resolves to an instant before `after`."""
+
+
+def _long_before(after: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """The wall time before which occurrences need not be resolved (a rule without a fixed
+    step runs from its first occurrence on every call; resolving each one costs most)."""
+    if after is None:
+        return None
+    try:
+        return wall_time(after, zone) - _MARGIN
+    except OverflowError:
+        return None
 
 
 def next_occurrence(series: Series, after: datetime | None = None) -> datetime | None:

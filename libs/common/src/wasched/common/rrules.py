@@ -88,9 +88,10 @@ class Rule:
     (lets a series skip ahead instead of iterating from its first occurrence)."""
     _core: str = field(repr=False)
 
-    def build(self, dtstart: datetime) -> rrule:
-        """The dateutil rule (without COUNT/UNTIL) from a naive wall `dtstart`."""
-        built: Any = _rrulestr(self._core, dtstart=dtstart)
+    def build(self, dtstart: datetime, *, cache: bool = False) -> rrule:
+        """The dateutil rule (without COUNT/UNTIL) from a naive wall `dtstart`; with `cache`,
+        it keeps what it generated, so iterating it again is a list walk."""
+        built: Any = _rrulestr(self._core, dtstart=dtstart, cache=cache)
         return built
 
 

@@ -8,14 +8,15 @@ unit in the ledger (`recurrence.occurrence_id`); the entry only shows the story:
 
 After downtime only the latest due occurrence may be sent — if it is within the
 lateness limit; earlier ones that were never handed over become `missed`. A series
-never sends a burst.
+never sends a burst. A restart is not downtime: with a `grace`, an occurrence whose
+successor fell due less than `grace` ago is still sent, late (`CatchUp.late`).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,9 @@ class CatchUp:
     """All of them (may exceed `len(missed)`)."""
     next_at: datetime | None = None
     """The first occurrence after `now` (None: the series has no more)."""
+    late: tuple[datetime, ...] = ()
+    """Earlier due occurrences to send too, oldest first: the occurrence after each fell due
+    less than `grace` ago (a restart, not downtime). Never in `missed`."""
 
 
 def catch_up(
@@ -62,34 +66,55 @@ def catch_up(
     max_lateness: timedelta | None,
     handled: Set[datetime] = frozenset(),
     keep: int = HISTORY_SIZE,
+    grace: timedelta | None = None,
 ) -> CatchUp:
     """Decide which due occurrence (if any) to send.
 
     `after`: the newest occurrence already settled in the entry (`settled_through`), None
     for a series that has recorded nothing. `handled`: due occurrences the ledger already
     knows (handed over, or settled): never sent again, never called missed.
-    `max_lateness`: None sends however late.
+    `max_lateness`: None sends however late. `grace`: an earlier occurrence whose successor
+    fell due at most this long ago is sent too (`late`), if within `max_lateness`.
     """
     tail: deque[datetime] = deque(maxlen=keep + 1)
+    late: list[datetime] = []
     due = known = 0
-    next_at = None
+    next_at = previous = None
     for instant in occurrences(series, after):
         if instant > now:
             next_at = instant
             break
+        if previous is not None and _trails(previous, instant, now, grace, max_lateness):
+            late.append(tail.pop())  # `previous` is the tail's last
         due += 1
         known += instant in handled
         tail.append(instant)
+        previous = instant if instant not in handled else None
     if not tail:
         return CatchUp(next_at=next_at)
     latest = tail[-1]
-    missed = tuple([d for d in list(tail)[:-1] if d not in handled][-keep:]) if keep else ()
-    missed_count = (due - 1) - (known - (latest in handled))
+    earlier = [d for d in list(tail)[:-1] if d not in handled]
+    missed = tuple(earlier[-keep:]) if keep else ()
+    missed_count = (due - 1) - (known - (latest in handled)) - len(late)
+    found = CatchUp(missed=missed, missed_count=missed_count, next_at=next_at, late=tuple(late))
     if latest in handled:
-        return CatchUp(missed=missed, missed_count=missed_count, next_at=next_at)
+        return found
     if max_lateness is None or now - latest <= max_lateness:
-        return CatchUp(send=latest, missed=missed, missed_count=missed_count, next_at=next_at)
-    return CatchUp(expire=latest, missed=missed, missed_count=missed_count, next_at=next_at)
+        return replace(found, send=latest)
+    return replace(found, expire=latest)
+
+
+def _trails(
+    occurrence: datetime,
+    successor: datetime,
+    now: datetime,
+    grace: timedelta | None,
+    max_lateness: timedelta | None,
+) -> bool:
+    """Still sent although the next occurrence is due: that one fell due within `grace`."""
+    if grace is None or now - successor > grace:
+        return False
+    return max_lateness is None or now - occurrence <= max_lateness
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +142,13 @@ class OccurrenceOutcome:
 
 def settled_through(raw: dict[str, Any]) -> datetime | None:
     """The newest occurrence recorded in the entry's `history` (None: nothing yet)."""
-    times = [at for at, _ in _history(raw)]
+    times = recorded(raw)
     return max(times) if times else None
+
+
+def recorded(raw: dict[str, Any]) -> set[datetime]:
+    """The occurrences the entry's `history` lists (readable entries only)."""
+    return {at for at, _ in _history(raw)}
 
 
 def series_fields(

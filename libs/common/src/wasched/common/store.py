@@ -165,6 +165,14 @@ class ScheduleStore:
         if self._repairs:
             await self.update(lambda doc: False)
 
+    async def exists(self, key: str) -> bool:
+        """Whether the bucket holds `key` (a message's media): one HEAD request."""
+        try:
+            await self._s3("head_object", Key=key)
+        except Missing:
+            return False
+        return True
+
     async def detect_conditional_writes(self) -> bool:
         """Probe whether the store enforces `If-Match` on PUT (else: merge mode, where the
         bucket's object versions are the safety net)."""

@@ -148,7 +148,7 @@ def live_families(
     ]
 
 
-IGNORED_REASONS = ("no_status", "unknown_status", "bad_id")
+IGNORED_REASONS = ("no_status", "unknown_status", "bad_id", "occurrence_id")
 """The poller's reasons (a fixed set: labels never carry message ids or text)."""
 
 _POLLER_GAUGES = (

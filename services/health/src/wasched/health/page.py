@@ -49,6 +49,7 @@ def render_page(
             _whatsapp(state, live.event if live else None),
             _checks(results),
             _counts(state, settings),
+            _series(state, settings),
             _recent(state.recent, settings),
             f"<footer>Updated {escape(format_display(now, settings.zone))} "
             f"({escape(settings.display_timezone)}); refreshes every {REFRESH_SECONDS} s.</footer>",
@@ -152,6 +153,27 @@ def _counts(state: LiveState, settings: Settings) -> str:
         '<section id="counts"><h2>Messages</h2>'
         f"{_dl('schedule', schedule)}"
         f"<h3>Counted by this health service since {escape(since)}</h3>{_dl('outcomes', outcomes)}</section>"
+    )
+
+
+def _series(state: LiveState, settings: Settings) -> str:
+    """The next occurrence of the soonest repeating messages (the poller's heartbeat)."""
+    reported = state.poller.event.details.get("series") if state.poller else None
+    rows = []
+    for item in reported if isinstance(reported, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        try:
+            when = format_display(parse_utc(item.get("nextAt")), settings.zone)
+        except ValueError:
+            continue
+        rows.append(f"<tr><td>{escape(when)}</td><td>{escape(item['id'][:60])}</td></tr>")
+    if not rows:
+        return ""
+    return (
+        '<section id="series"><h2>Next occurrences</h2><table>'
+        "<thead><tr><th>next</th><th>repeating message</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 

@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 
 from wasched.common.document import STATUSES, Document, JsonObject
 from wasched.common.messages import Status
+from wasched.common.recurrence import parse_occurrence_id
 
 NO_STATUS = "no_status"
 UNKNOWN_STATUS = "unknown_status"
 BAD_ID = "bad_id"
+OCCURRENCE_ID = "occurrence_id"
+"""A message whose id is that of an occurrence of a repeating message in the document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,22 @@ def ignored(position: int, key: str | None, raw: JsonObject) -> Ignored | None:
         text = f"{where} has id {ident!r}, {what}; it cannot be addressed, so it is left alone"
         return Ignored(where, BAD_ID, text)
     return None
+
+
+def owned(key: str, series: set[str]) -> str | None:
+    """The series an id of the form `<series id>@<UTC time>` belongs to, when that series is
+    in the document: such an id is one of its occurrences', not another message's."""
+    found = parse_occurrence_id(key) if series and "@" in key else None
+    return found[0] if found is not None and found[0] in series else None
+
+
+def occurrence_ignored(key: str, owner: str) -> Ignored:
+    text = (
+        f"message {key} has the id of an occurrence of repeating message {owner!r} "
+        "(<id>@<UTC time>); such ids belong to the series, so it is left alone: give it "
+        "another id"
+    )
+    return Ignored(f"message {key}", OCCURRENCE_ID, text)
 
 
 def count(

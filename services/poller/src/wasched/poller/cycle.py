@@ -17,7 +17,9 @@ from wasched.common.clock import utcnow
 from wasched.common.document import DocumentError
 from wasched.common.store import Snapshot, StoreUnavailable
 from wasched.poller.counts import Ignored
+from wasched.poller.heartbeat import SERIES_IN_HEARTBEAT
 from wasched.poller.plan import Plan, plan
+from wasched.poller.reading import series_keys
 from wasched.poller.runtime import Runtime
 from wasched.poller.steps import Executor
 from wasched.poller.writes import Writer
@@ -37,15 +39,18 @@ class PollCycle:
                 return
             now = utcnow()
             keys = [k for k, _ in snap.doc.keyed() if k]
-            entries = rt.mirror.view(keys)  # no per-id reads: a 100k schedule polls in O(1) RTTs
+            handed = rt.book.handed()
+            entries = rt.mirror.view([*keys, *handed])  # no per-id reads: O(1) RTTs a poll
+            series = series_keys(snap.doc)
             result: Plan = await asyncio.to_thread(
                 plan,
                 snap.doc,
                 entries,
-                handed=rt.book.handed(),
+                handed=handed,
                 schedules=dict(rt.book.schedules),
                 now=now,
                 limits=rt.limits,
+                ledgered={k: rt.mirror.occurrences(k) for k in series},
             )
             self._name(result.ignored)
             done = await self.executor.run(result.steps)
@@ -54,6 +59,7 @@ class PollCycle:
         if rt.store.pending_repairs:
             await self.writer.repair()
         rt.state.counts = result.counts
+        rt.state.series = result.series[:SERIES_IN_HEARTBEAT]
         rt.state.scheduled_in_nats = len(rt.book.schedules)
         rt.state.store_mode = rt.store.mode
         rt.state.store_versioning = rt.store.versioning

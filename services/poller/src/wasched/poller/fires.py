@@ -2,20 +2,28 @@
 
 All fires that arrive together share one conditional GET. A fire is never forwarded
 unchecked: while S3 is unreachable or the schedule is missing, empty or unreadable,
-it is nak'd and comes back (0.5 s, 1 s, 2 s, ... at most a poll interval apart).
+it is nak'd and comes back (0.5 s, 1 s, 2 s, ... at most a poll interval apart). The
+fire of a series' occurrence decides the whole series again (`recurring`): the
+occurrence goes out if it is still one and still due, and the next ones are scheduled.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from wasched.common.clock import utcnow
-from wasched.common.document import DocumentError
+from wasched.common.document import DocumentError, JsonObject
 from wasched.common.events import DueMessage
+from wasched.common.ledger import LedgerEntry
+from wasched.common.recurrence import occurrence_id
 from wasched.common.store import StoreUnavailable
+from wasched.poller import recurring
 from wasched.poller.batcher import Batcher
 from wasched.poller.fence import Deposed, LeaseStale
-from wasched.poller.plan import decide_fire
+from wasched.poller.history import series_target
+from wasched.poller.occurrences import by_series, known_for
+from wasched.poller.plan import Step, decide_fire
 from wasched.poller.runtime import NATS_ERRORS, RetryLater, Runtime
 from wasched.poller.steps import Done, Executor
 from wasched.poller.writes import Writer
@@ -56,15 +64,22 @@ class FireChecks:
                 "cannot check %d fired message(s) against the schedule: %s", len(fired), exc
             )
             raise RetryLater(str(exc)) from exc
+        index = snap.doc.by_key()
+        series: dict[str, set[datetime]] = {}
+        for item in fired:
+            if (target := series_target(item.id, index)) is not None:
+                series.setdefault(target[0], set()).add(target[1])
+        occurrence_ids = {occurrence_id(k, at) for k, ats in series.items() for at in ats}
         try:
-            entries = await self.writer.ledger_view(f.id for f in fired)
+            entries = await self.writer.ledger_view([*(f.id for f in fired), *series])
         except NATS_ERRORS as exc:
             raise RetryLater(f"ledger unreadable: {exc!r}") from exc
         now = utcnow()
-        index = snap.doc.by_key()
-        steps = []
+        steps: list[Step] = []
         for item in fired:
             rt.book.fired(item.id, item.scheduled_time)
+            if item.id in occurrence_ids:
+                continue
             steps.append(
                 decide_fire(
                     item,
@@ -75,4 +90,27 @@ class FireChecks:
                     limits=rt.limits,
                 )
             )
+        for key, instants in series.items():
+            steps += self._series(key, instants, index[key], entries, now)
         return await self.executor.run(steps)
+
+    def _series(
+        self,
+        key: str,
+        instants: set[datetime],
+        raw: JsonObject,
+        entries: dict[str, LedgerEntry],
+        now: datetime,
+    ) -> list[Step]:
+        """Fired occurrences of one series: the mirror's entries of its other occurrences,
+        and the latest ledger entries of these."""
+        rt = self.rt
+        ledgered = rt.mirror.occurrences(key)
+        for at in instants:
+            if (fresh := entries.get(occurrence_id(key, at))) is not None:
+                ledgered[at] = fresh
+        handed, schedules = rt.book.handed(), dict(rt.book.schedules)
+        known = known_for(key, ledgered, handed, schedules, by_series([*handed, *schedules]))
+        return recurring.decide_fire(
+            key, instants, raw, entries.get(key), known, now=now, limits=rt.limits
+        )

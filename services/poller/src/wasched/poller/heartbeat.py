@@ -17,12 +17,17 @@ from wasched.poller.counts import Counts
 
 SERVICE = "poller"
 HEARTBEAT_SECONDS = 5.0
+SERIES_IN_HEARTBEAT = 5
+"""The soonest repeating messages named in the heartbeat (id and next occurrence): enough
+for the status page, small enough that the heartbeat stays a few hundred bytes."""
 
 
 @dataclass(slots=True)
 class PollerState:
     active: bool = False
     counts: Counts = field(default_factory=Counts)
+    series: list[tuple[str, datetime]] = field(default_factory=list)
+    """(id, next occurrence) of the soonest pending series."""
     scheduled_in_nats: int = 0
     store_mode: str = "conditional"
     store_versioning: bool | None = None
@@ -77,6 +82,7 @@ def details(state: PollerState, s3_errors: dict[str, int], repairs: int = 0) -> 
         "active": state.active,
         "s3Errors": dict(s3_errors),
         "rejectedEvents": dict(state.rejected),
+        "series": [{"id": key[:200], "nextAt": format_utc(at)} for key, at in state.series],
     }
 
 

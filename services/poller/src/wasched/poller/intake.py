@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,10 +17,13 @@ from wasched.common.clock import TimeFormatError, format_utc, parse_utc
 from wasched.common.document import Document, JsonObject
 from wasched.common.events import CancelRequest, ScheduleRequest
 from wasched.common.ledger import LedgerEntry, LedgerState
-from wasched.common.messages import MessageInvalid, Status, read_message
+from wasched.common.messages import MessageInvalid, Status
+from wasched.common.recurrence import is_occurrence_id
+from wasched.poller.reading import Reading, read
 
 CREATED_FROM = "nats"
 OWNED_FIELDS = ("sentAt", "error", "errorKind", "waMessageId", "deliveredAt", "readAt", "attempts")
+OWNED_FIELDS += ("sentAs", "nextAt", "lastSentAt", "lastStatus", "occurrences", "history")
 """Fields only wasched writes: a request may carry them empty (as existing writers do), no more."""
 _NOT_CONTENT = {"status", "createdAt", "createdFrom", *OWNED_FIELDS}
 _TIMES = {"scheduledTime", "expiresAt"}
@@ -82,8 +86,29 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def new_message(request: ScheduleRequest, now: datetime) -> JsonObject:
+def new_message(
+    request: ScheduleRequest,
+    now: datetime,
+    zone: ZoneInfo | None = None,
+    media_prefix: str | None = None,
+) -> JsonObject:
     """The stored form of a requested message, in the field order existing writers use."""
+    return admitted(request, now, zone, media_prefix)[0]
+
+
+def admitted(
+    request: ScheduleRequest,
+    now: datetime,
+    zone: ZoneInfo | None = None,
+    media_prefix: str | None = None,
+) -> tuple[JsonObject, Reading]:
+    """`new_message`, and how the poller reads it (its kinds checked as for a stored message:
+    `zone` is `DISPLAY_TIMEZONE`, `media_prefix` where `media.key` must point)."""
+    if is_occurrence_id(request.id):
+        raise Rejected(
+            f"id {request.id!r} has the form wasched gives the occurrences of a repeating "
+            "message (<id>@<UTC time>); use another id"
+        )
     extra: dict[str, Any] = dict(request.model_extra or {})
     status = extra.pop("status", Status.PENDING.value)
     if status != Status.PENDING:
@@ -97,18 +122,26 @@ def new_message(request: ScheduleRequest, now: datetime) -> JsonObject:
     if request.contact_name is not None:
         raw["contactName"] = request.contact_name
     raw["message"] = request.message
-    raw["scheduledTime"] = format_utc(request.scheduled_time)
+    raw["scheduledTime"] = _stored_time(request.scheduled_time)
     raw["status"] = Status.PENDING.value
     raw["createdAt"] = extra.pop("createdAt", format_utc(now))
     raw["createdFrom"] = extra.pop("createdFrom", CREATED_FROM)
     if request.expires_at is not None:
-        raw["expiresAt"] = format_utc(request.expires_at)
+        raw["expiresAt"] = _stored_time(request.expires_at)
+    for name in ("timezone", "repeat", "skip"):
+        if (value := getattr(request, name)) is not None:
+            raw[name] = value
     raw.update(extra)
     try:
-        read_message(raw)
+        reading = read(raw, zone or ZoneInfo("Europe/London"), media_prefix)
     except MessageInvalid as exc:
         raise Rejected(f"message {request.id!r}: {exc.reason}") from None
-    return raw
+    return raw, reading
+
+
+def _stored_time(value: datetime) -> str:
+    """An instant in the writers' UTC form; a wall time (with `timezone`) as written."""
+    return format_utc(value) if value.tzinfo is not None else value.isoformat()
 
 
 def admit(doc: Document, new: JsonObject, entry: LedgerEntry | None) -> Admission:

@@ -5,18 +5,31 @@ Pure functions of settings and `now`, shared by the poll and the fire checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from wasched.common.clock import format_utc
 from wasched.common.messages import ScheduledMessage
 from wasched.common.settings import Settings
+from wasched.poller.lease import lease_ttl
 
 CLAIM_STALE = timedelta(minutes=10)
 """A claim this old with no outcome means the sender died mid-send (WhatsApp's own timeout is 75 s)."""
 
 OVERDUE_AFTER = timedelta(seconds=60)
 """A pending message this far past its time counts as overdue in the heartbeat."""
+
+MIN_CATCH_UP_GRACE = timedelta(seconds=60)
+"""The least time a series' occurrence is still sent after the next one fell due (a restart)."""
+
+
+def catch_up_grace(poll_interval: float) -> timedelta:
+    """How long after the next occurrence fell due an earlier one is still sent, late: twice
+    the time a restarted or standby poller takes to become active, at least a minute. A
+    restart of the poller or the sender is not downtime; only after longer are earlier
+    occurrences `missed` (a series never sends a burst)."""
+    return max(timedelta(seconds=2 * lease_ttl(poll_interval)), MIN_CATCH_UP_GRACE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +38,12 @@ class Limits:
     max_lateness: timedelta | None
     claim_stale: timedelta = CLAIM_STALE
     overdue_after: timedelta = OVERDUE_AFTER
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
+    """`DISPLAY_TIMEZONE`: where a series without `timezone` keeps its wall-clock time."""
+    media_prefix: str | None = None
+    """Where a `media.key` must point (None: anywhere; the sender checks again)."""
+    grace: timedelta = MIN_CATCH_UP_GRACE
+    """`catch_up_grace`: how long a series' occurrence may trail the next one and still go."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -32,6 +51,9 @@ class Limits:
         return cls(
             horizon=timedelta(seconds=settings.schedule_horizon_seconds),
             max_lateness=timedelta(seconds=lateness) if lateness > 0 else None,
+            zone=settings.zone,
+            media_prefix=settings.media_prefix,
+            grace=catch_up_grace(settings.poll_interval_seconds),
         )
 
 

@@ -13,18 +13,23 @@ as they are: a send or a failure after a send began is written with `sentAs`, wh
 went out (its version, and its recipient, text and time when known); a rejection
 nothing was sent for is not written at all, because the next poll reopens the
 corrected message.
+
+Events for a series' occurrences (`<series id>@<instant>`) go to the series' one entry
+instead (`history`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from wasched.common.clock import format_utc
 from wasched.common.document import Document, JsonObject, Patch, PatchResult, apply_patches
 from wasched.common.events import DueMessage, Outcome, Receipt
 from wasched.common.ledger import LedgerEntry, LedgerState
 from wasched.common.messages import ErrorKind, Status, content_version
+from wasched.poller.history import SeriesNote, collect, series_patches
 
 RECEIPT_FIELD = {"delivered": "deliveredAt", "read": "readAt", "played": "readAt"}
 _ONLY_PENDING = frozenset({Status.PENDING.value})
@@ -37,6 +42,8 @@ _NOTHING_SENT = {
 }
 
 Event = Outcome | Receipt
+Record = Outcome | Receipt | SeriesNote
+"""What the poller writes into the document: events, and its own notes on series."""
 SentAs = dict[str, Any]
 
 
@@ -66,13 +73,21 @@ def what_went(due: DueMessage) -> SentAs:
 
 
 def apply_events(
-    doc: Document, events: Iterable[Event], sent_as: Mapping[str, SentAs] | None = None
+    doc: Document,
+    events: Iterable[Record],
+    sent_as: Mapping[str, SentAs] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> PatchResult:
-    """Apply outcomes first, then receipts (a receipt may follow its outcome in one batch)."""
-    ordered = sorted(events, key=lambda e: isinstance(e, Receipt))
+    """Apply outcomes first, then receipts (a receipt may follow its outcome in one batch).
+    Those of series' occurrences go to their series (`zone`: `DISPLAY_TIMEZONE`, where a
+    series without `timezone` runs)."""
     index = doc.by_key()
-    patches: list[Patch] = []
-    result = PatchResult()
+    found, plain = collect(events, index)
+    ordered = sorted(plain, key=lambda e: isinstance(e, Receipt))
+    patches, gone = series_patches(found, index, zone or ZoneInfo("Europe/London"))
+    result = PatchResult(unchanged=list(found.receipts))
+    for series_id in gone:
+        result.missing += found.ids[series_id]
     for event in ordered:
         raw = index.get(event.id)
         if raw is None:

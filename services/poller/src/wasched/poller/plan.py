@@ -8,12 +8,15 @@ after it was handed over, the earlier hand-over is superseded (a ledger gate) an
 the new version goes out at its own time. Removal is only ever concluded from a
 readable document: at a poll a withdrawn hand-over is only gated (it may come
 back), and a message is cancelled for good only when its schedule fires.
+
+A repeating message is decided by `recurring` (one series, its occurrences' ledger
+entries and `now` → steps for each occurrence id); it shares `screen` with `decide`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -26,10 +29,11 @@ from wasched.common.messages import (
     ScheduledMessage,
     Status,
     content_version,
-    read_message,
 )
-from wasched.poller.counts import Counts, Ignored, count, ignored
+from wasched.poller.counts import Counts, Ignored, count, ignored, occurrence_ignored, owned
+from wasched.poller.history import SeriesNote
 from wasched.poller.limits import Limits, expiry_reason, settings_problem
+from wasched.poller.reading import Reading, due_message, read, series_keys
 
 __all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
 __all__ += ["expiry_reason", "plan", "settings_problem"]
@@ -48,6 +52,7 @@ class Action(StrEnum):
     WITHDRAW = "withdraw"  # handed over, now gone or not pending: gate it (reversible)
     CANCEL = "cancel"  # its schedule fired and it is gone or cancelled: `cancelled` for good
     DROP = "drop"  # handed over or scheduled, now settled by someone: forget it
+    NOTE = "note"  # a series' own record (missed occurrences, nextAt): into its entry
 
 
 class Gate(StrEnum):
@@ -77,20 +82,15 @@ class Step:
     version: str | None = None
     gate: Gate | None = None
     receipts: tuple[Receipt, ...] = ()
+    note: SeriesNote | None = None
+    reading: Reading | None = None
+    """How the message was read (its kinds: media, link preview), for the hand-over."""
 
     def due_message(self) -> DueMessage:
         """The payload for wasched.due and for schedules (always from the current document)."""
         msg = self.message
         assert msg is not None, f"{self.action} step carries no message"
-        return DueMessage(
-            id=msg.id,
-            to=msg.to,
-            message=msg.text,
-            contact_name=msg.contact_name,
-            scheduled_time=msg.scheduled_time,
-            expires_at=msg.expires_at,
-            version=self.version,
-        )
+        return due_message(msg, self.version, self.reading)
 
 
 @dataclass(slots=True)
@@ -98,22 +98,27 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
     ignored: list[Ignored] = field(default_factory=list)
+    series: list[tuple[str, datetime]] = field(default_factory=list)
+    """(id, next occurrence) of each pending series, soonest first."""
 
     def of(self, action: Action) -> list[Step]:
         return [step for step in self.steps if step.action is action]
 
 
-def decide(
-    key: str,
-    raw: JsonObject,
-    entry: LedgerEntry | None,
-    *,
-    handed: HandOver | None = None,
-    scheduled_at: datetime | None = None,
-    now: datetime,
-    limits: Limits,
-) -> Step:
-    """One pending message: what to do with it now."""
+@dataclass(slots=True)
+class Screened:
+    """A pending message that passed `screen`: read, with its version and any gate to move."""
+
+    reading: Reading
+    version: str
+    gate: Gate | None
+
+
+def screen(
+    key: str, raw: JsonObject, entry: LedgerEntry | None, *, now: datetime, limits: Limits
+) -> Step | Screened:
+    """What every pending message goes through first: a repeated id, what the ledger knows of
+    this id (restore, reopen, interrupt, hold), and reading it. A Step ends the decision."""
     version = content_version(raw)
     if key != raw.get("id"):
         reason = (
@@ -131,12 +136,35 @@ def decide(
     elif entry is not None and entry.state is LedgerState.CLAIMED:
         if now - entry.at >= limits.claim_stale:
             return Step(key, Action.INTERRUPT, outcome=interrupted_outcome(key), version=version)
-        return Step(key, Action.HOLD, message=_readable(raw), version=version)
+        readable = _readable(raw, limits)
+        msg = readable.message if readable else None
+        return Step(key, Action.HOLD, message=msg, version=version, reading=readable)
     try:
-        msg = read_message(raw)
+        reading = read(raw, limits.zone, limits.media_prefix)
     except MessageInvalid as exc:  # a verdict on a corrected message replaces the old one
         outcome = _failed(key, exc.kind, exc.reason, now, version)
         return Step(key, Action.REJECT, outcome=outcome, version=version, gate=gate)
+    return Screened(reading, version, gate)
+
+
+def decide(
+    key: str,
+    raw: JsonObject,
+    entry: LedgerEntry | None,
+    *,
+    handed: HandOver | None = None,
+    scheduled_at: datetime | None = None,
+    now: datetime,
+    limits: Limits,
+) -> Step:
+    """One pending message: what to do with it now."""
+    screened = screen(key, raw, entry, now=now, limits=limits)
+    if isinstance(screened, Step):
+        return screened
+    reading, version, gate = screened.reading, screened.version, screened.gate
+    if reading.series is not None:  # handed over before it became a series: never as one
+        return Step(key, Action.WITHDRAW if handed is not None else Action.DROP)
+    msg = reading.message
     late = expiry_reason(msg, now, limits)
     if late is not None:
         outcome = Outcome(
@@ -153,16 +181,16 @@ def decide(
     if gate is None:
         live = handed is not None and handed.version == version and not handed.regated
         if live and (allowed or not gated):
-            return Step(key, Action.HOLD, message=msg, version=version)
+            return Step(key, Action.HOLD, message=msg, version=version, reading=reading)
         older = handed is not None and handed.version != version
         if not allowed and (gated or older):  # something else could still be claimed
             gate = Gate.SUPERSEDE
-    return _when(key, msg, version, gate, scheduled_at, now, limits)
+    return _when(key, reading, version, gate, scheduled_at, now, limits)
 
 
 def _when(
     key: str,
-    msg: ScheduledMessage,
+    reading: Reading,
     version: str,
     gate: Gate | None,
     scheduled_at: datetime | None,
@@ -171,12 +199,16 @@ def _when(
 ) -> Step:
     """Hand over now, schedule for its time, or wait: a schedule for its very time is left
     to fire (the fire re-reads the document; a slow poll's copy may be older)."""
+    msg = reading.message
     at = msg.scheduled_time
     if at <= now and scheduled_at != at:
-        return Step(key, Action.DISPATCH, message=msg, version=version, gate=gate)
-    if at <= now + limits.horizon:
-        return Step(key, Action.SCHEDULE, message=msg, at=at, version=version, gate=gate)
-    return Step(key, Action.WAIT, message=msg, version=version, gate=gate)
+        action = Action.DISPATCH
+    elif at <= now + limits.horizon:
+        action = Action.SCHEDULE
+    else:
+        return Step(key, Action.WAIT, message=msg, version=version, gate=gate, reading=reading)
+    when = at if action is Action.SCHEDULE else None
+    return Step(key, action, message=msg, at=when, version=version, gate=gate, reading=reading)
 
 
 def decide_fire(
@@ -197,9 +229,7 @@ def decide_fire(
         return Step(key, Action.WITHDRAW if handed is not None else Action.DROP)
     step = decide(key, raw, entry, handed=handed, now=now, limits=limits)
     if step.action is Action.SCHEDULE and step.at == fired.scheduled_time:
-        return Step(  # its time, by NATS' clock
-            key, Action.DISPATCH, message=step.message, version=step.version, gate=step.gate
-        )
+        return replace(step, action=Action.DISPATCH, at=None)  # its time, by NATS' clock
     return step
 
 
@@ -211,14 +241,31 @@ def plan(
     schedules: Mapping[str, datetime],
     now: datetime,
     limits: Limits,
+    ledgered: Mapping[str, Mapping[datetime, LedgerEntry]] | None = None,
 ) -> Plan:
     """Every pending message; every hand-over the document no longer holds pending (gated,
-    not cancelled: it may come back); receipts a stale writer wiped from sent messages."""
+    not cancelled: it may come back); receipts a stale writer wiped from sent messages.
+    `ledgered`: the ledger entries of each series' occurrences, by series id."""
+    from wasched.poller import occurrences, recurring  # both build on this module's steps
+
     result = Plan()
     pending: set[str] = set()
+    series = series_keys(doc)
+    index = occurrences.by_series([*handed, *schedules]) if series else {}
     for position, (key, raw) in enumerate(doc.keyed()):
         status = raw.get("status")
-        if status == Status.PENDING and key is not None:
+        if status == Status.PENDING and key is not None and (owner := owned(key, series)):
+            result.ignored.append(occurrence_ignored(key, owner))
+        elif status == Status.PENDING and key is not None and key in series:
+            entries = (ledgered or {}).get(key, {})
+            known = occurrences.known_for(key, entries, handed, schedules, index)
+            decision = recurring.decide_series(
+                key, raw, ledger.get(key), known, now=now, limits=limits
+            )
+            result.steps += decision.steps
+            pending |= known.ids  # its occurrences are the series' own business
+            result.series += [(key, decision.next_at)] if decision.next_at else []
+        elif status == Status.PENDING and key is not None:
             pending.add(key)
             step = decide(
                 key,
@@ -250,6 +297,7 @@ def plan(
     ]
     invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in result.steps)
     result.counts = count(doc, waiting, invalid, result.ignored, now, limits.overdue_after)
+    result.series.sort(key=lambda item: item[1])
     return result
 
 
@@ -267,9 +315,9 @@ def _receipts(key: str, entry: LedgerEntry) -> tuple[Receipt, ...]:
     return tuple(Receipt(id=key, kind=kind, at=at) for kind, at in times if at is not None)  # type: ignore[arg-type]
 
 
-def _readable(raw: JsonObject) -> ScheduledMessage | None:
+def _readable(raw: JsonObject, limits: Limits) -> Reading | None:
     try:
-        return read_message(raw)
+        return read(raw, limits.zone, limits.media_prefix)
     except MessageInvalid:
         return None
 

@@ -14,7 +14,7 @@ from wasched.common.document import Document, DocumentError, append_message
 from wasched.common.events import CancelRequest, Outcome, Reply, ScheduleRequest
 from wasched.common.messages import Status
 from wasched.common.recipients import mask
-from wasched.common.store import StoreConflict, StoreUnavailable
+from wasched.common.store import StoreConflict, StoreError, StoreUnavailable
 from wasched.poller import intake
 from wasched.poller.fence import Deposed, LeaseStale
 from wasched.poller.runtime import NATS_ERRORS, RetryLater, Runtime
@@ -32,7 +32,10 @@ class Requests:
 
     async def add_message(self, request: ScheduleRequest) -> Reply:
         """`wasched.schedule`: add to the document (Rejected / RetryLater otherwise)."""
-        new = intake.new_message(request, utcnow())
+        limits = self.rt.limits
+        new, reading = intake.admitted(request, utcnow(), limits.zone, limits.media_prefix)
+        if reading.kinds is not None and reading.kinds.media is not None:
+            await self._media_exists(request.id, reading.kinds.media.key)
         try:
             found = await ledger.read(self.rt.ledger, request.id)
         except NATS_ERRORS as exc:
@@ -52,6 +55,25 @@ class Requests:
             log.info("added message %s for %s (wasched.schedule)", request.id, mask(request.to))
             self.rt.wake()
         return Reply(ok=True, id=request.id)
+
+    async def _media_exists(self, ident: str, key: str | None) -> None:
+        """A media object named by `key` must be in the bucket before the message is added."""
+        if key is None:
+            return  # a URL: the sender fetches it at the message's time
+        store = self.rt.store
+        try:
+            found = await store.exists(key)
+        except StoreUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+        except StoreError as exc:
+            raise intake.Rejected(
+                f"message {ident!r}: media.key: cannot check {key!r}: {exc}"
+            ) from None
+        if not found:
+            raise intake.Rejected(
+                f"message {ident!r}: media.key: there is no object {key!r} in bucket "
+                f"{store.bucket!r}; upload it first (wasched schedule add --media does)"
+            )
 
     async def cancel_message(self, request: CancelRequest) -> Reply:
         """`wasched.cancel`: the ledger first (then no sender can send it), then the document."""

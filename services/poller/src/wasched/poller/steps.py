@@ -19,12 +19,13 @@ from wasched.common.events import Outcome, Receipt
 from wasched.common.ledger import LedgerEntry, LedgerState, interrupted_outcome
 from wasched.common.messages import Status
 from wasched.common.recipients import mask
+from wasched.poller.history import SeriesNote
 from wasched.poller.plan import Action, Gate, Step
 from wasched.poller.runtime import NATS_ERRORS, Runtime
 
 log = logging.getLogger("wasched.poller")
 
-Restore = Outcome | Receipt
+Restore = Outcome | Receipt | SeriesNote
 _SETTLES = {Action.EXPIRE, Action.REJECT, Action.DUPLICATE}
 _KEEPS_SCHEDULE = {Action.DISPATCH, Action.SCHEDULE, Action.WITHDRAW, Action.HOLD}
 
@@ -77,6 +78,8 @@ class Executor:
             return await self._settle(step, tally)
         elif action is Action.RESTORE:
             return [*([step.outcome] if step.outcome else []), *step.receipts]
+        elif action is Action.NOTE:
+            return [step.note] if step.note is not None else []
         elif action is Action.INTERRUPT:
             return await self._interrupt(step)
         elif action is Action.WITHDRAW:

@@ -23,7 +23,8 @@ from wasched.common.messages import content_version
 from wasched.common.store import Mutation, StoreAuthError, StoreConflict, StoreUnavailable
 from wasched.poller.batcher import Batcher
 from wasched.poller.fence import Deposed, LeaseStale
-from wasched.poller.merge import Event, SentAs, apply_events, vouch, what_went
+from wasched.poller.history import SeriesNote
+from wasched.poller.merge import Event, Record, SentAs, apply_events, vouch, what_went
 from wasched.poller.runtime import NATS_ERRORS, RetryLater, Runtime
 
 log = logging.getLogger("wasched.poller")
@@ -43,7 +44,7 @@ class Writer:
         """Persist one outcome or receipt (batched with others); RetryLater if not now."""
         await self.batch.submit(event)
 
-    async def restore(self, events: Sequence[Event]) -> None:
+    async def restore(self, events: Sequence[Record]) -> None:
         """Put back what the ledger knows (a stale writer wiped it); the next poll retries."""
         try:
             result = await self.write(events)
@@ -51,23 +52,24 @@ class Writer:
             log.warning("could not restore %d outcome(s): %s; next poll retries", len(events), exc)
             return
         if result.changed:
-            log.info(
-                "restored %d outcome(s) from the ledger: %s",
-                len(result.changed),
-                ", ".join(result.changed),
-            )
+            changed = ", ".join(result.changed)
+            if all(isinstance(e, SeriesNote) for e in events):
+                log.info("updated the record of series %s (nextAt, history)", changed)
+            else:
+                log.info("restored %d outcome(s) from the ledger: %s", len(result.changed), changed)
 
     async def write(
-        self, events: Sequence[Event], sent_as: dict[str, SentAs] | None = None
+        self, events: Sequence[Record], sent_as: dict[str, SentAs] | None = None
     ) -> PatchResult:
         """One conditional write of all events; RetryLater when S3 or the lease say not now.
         A rehearsal writes nothing: the schedule, and what it records, are the real run's."""
         if not events or self.rt.settings.rehearsal:
             return PatchResult()
         box: list[PatchResult] = []
+        zone = self.rt.settings.zone
 
         def mutate(doc: Document) -> bool:
-            box[:] = [apply_events(doc, events, sent_as)]
+            box[:] = [apply_events(doc, events, sent_as, zone)]
             return bool(box[0])
 
         await self.update(mutate)
