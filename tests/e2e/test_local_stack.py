@@ -74,8 +74,9 @@ def test_make_run_schedules_sends_records_and_stops_cleanly(tmp_path: Path) -> N
     data = tmp_path / "data"
     marker = f"WASCHED_DATA_DIR={data}"
     s3_port = free_port()
+    outer_make = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}  # a user's terminal, not a sub-make of ours
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in outer_make},
         "WASCHED_DATA_DIR": str(data),
         "NATS_PORT": str(free_port()),
         "NATS_MONITOR_PORT": str(free_port()),
