@@ -95,3 +95,13 @@ async def stream_replicas(js: JetStreamContext) -> tuple[int, str | None]:
     info = await js.stream_info(topology.STREAM)
     leader = info.cluster.leader if info.cluster else None
     return info.config.num_replicas or 1, leader
+
+
+async def bucket_replicas(js: JetStreamContext) -> dict[str, int]:
+    """Every KV bucket's configured replicas (whoever created it: a service or the test)."""
+    infos = await js.streams_info()
+    return {
+        info.config.name.removeprefix("KV_"): info.config.num_replicas or 1
+        for info in infos
+        if info.config.name and info.config.name.startswith("KV_")
+    }

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.cluster import declare_replicated, running_cluster, stream_replicas
+from tests.faults.cluster import (
+    bucket_replicas,
+    declare_replicated,
+    running_cluster,
+    stream_replicas,
+)
 from tests.faults.conftest import OpenScenario
 from tests.faults.scenario import sized
 from tests.faults.schedule import make_schedule
@@ -44,6 +49,12 @@ async def test_cluster_carries_on_when_a_node_dies(
             scenario.expect(
                 f"replicas of stream {topology.STREAM} after start-up", replicas, "==", REPLICAS
             )
+            # the services run with their default NATS_REPLICAS (1): a bucket a service creates
+            # itself must follow the replicas the deployment chose, or it dies with its node
+            single = {name: n for name, n in (await bucket_replicas(js)).items() if n < REPLICAS}
+            scenario.expect(f"buckets with fewer than {REPLICAS} replicas", len(single), "==", 0)
+            if single:
+                scenario.notes.append(f"buckets with fewer replicas: {single}")
             await asyncio.sleep(max(0.0, start.timestamp() - time.time() + KILL_AFTER_SECONDS))
             _, leader = await stream_replicas(js)
             victim = leader or "n1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,10 +36,36 @@ def die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+LISTEN_PORTS_FROM = 10_000
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port to listen on, below the kernel's ephemeral range.
+
+    Port 0 would give one from that range, which every outgoing connection also draws
+    from: a client socket opened between our check and the server's bind takes it
+    ("address already in use", seen with many servers and clients in parallel tests).
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(LISTEN_PORTS_FROM, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # an odd port range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, LISTEN_PORTS_FROM + 1_000)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

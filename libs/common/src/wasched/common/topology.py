@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, BucketNotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from wasched.common import streams
@@ -275,9 +275,21 @@ async def declare(
     return ledger, lease
 
 
+async def deployed_replicas(js: JetStreamContext, asked: int) -> int:
+    """Replicas for a bucket a service creates: what it was told (`NATS_REPLICAS`), or more
+    when the deployment's main stream has more. A service started without the setting in a
+    cluster must not create a single-copy bucket that dies with its node."""
+    try:
+        info = await js.stream_info(STREAM)
+    except NotFoundError:
+        return asked
+    return max(asked, info.config.num_replicas or 1)
+
+
 async def _bucket(js: JetStreamContext, name: str, *, history: int, replicas: int) -> KeyValue:
     with contextlib.suppress(BucketNotFoundError):
         return await js.key_value(name)
+    replicas = await deployed_replicas(js, replicas)
     config = KeyValueConfig(
         bucket=name, history=history, replicas=replicas, storage=StorageType.FILE
     )
@@ -303,8 +315,10 @@ async def bucket(
 
     With `max_bytes` the bucket is a cache: when full, the oldest entries make room (KV
     buckets refuse new writes by default). A changed `ttl` or `max_bytes` is applied to an
-    existing bucket's stream (`KV_<name>`), so a setting change takes effect.
+    existing bucket's stream (`KV_<name>`), so a setting change takes effect; so are more
+    replicas (`deployed_replicas`), never fewer.
     """
+    replicas = await deployed_replicas(js, replicas)
     try:
         kv = await js.key_value(name)
     except BucketNotFoundError:
@@ -317,8 +331,10 @@ async def bucket(
     info = await js.stream_info(f"KV_{name}")
     wanted = (ttl or 0.0, max_bytes or -1, DiscardPolicy.OLD if max_bytes else DiscardPolicy.NEW)
     current = (info.config.max_age or 0.0, info.config.max_bytes or -1, info.config.discard)
-    if current != wanted:
+    have = info.config.num_replicas or 1
+    if current != wanted or have < replicas:
         info.config.max_age, info.config.max_bytes, info.config.discard = wanted
+        info.config.num_replicas = max(have, replicas)
         if ttl and (info.config.duplicate_window or 0) > ttl:
             info.config.duplicate_window = ttl  # the server wants it within the max age
         await js.update_stream(info.config)

@@ -13,12 +13,11 @@ import logging
 from collections import OrderedDict
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from wasched.common.events import Receipt
-from wasched.common.topology import RECEIPT, WA_ID_BUCKET, ledger_key, msg_id_header
+from wasched.common.topology import RECEIPT, WA_ID_BUCKET, bucket, ledger_key, msg_id_header
 from wasched.sender.transport import ReceiptSeen
 
 log = logging.getLogger("wasched.sender.receipts")
@@ -26,14 +25,8 @@ INDEX_TTL_SECONDS = 30 * 86400
 MEMORY_SIZE = 10_000
 
 
-async def open_index_bucket(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.key_value(WA_ID_BUCKET)
-    except BucketNotFoundError:
-        config = KeyValueConfig(
-            bucket=WA_ID_BUCKET, history=1, ttl=INDEX_TTL_SECONDS, storage=StorageType.FILE
-        )
-        return await js.create_key_value(config)
+async def open_index_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    return await bucket(js, WA_ID_BUCKET, ttl=INDEX_TTL_SECONDS, replicas=replicas)
 
 
 class ReceiptIndex:

@@ -115,7 +115,7 @@ class Runtime:
             max_bytes=CACHE_MAX_BYTES,
             replicas=replicas,
         )
-        self._index = ReceiptIndex(await open_index_bucket(js))
+        self._index = ReceiptIndex(await open_index_bucket(js, replicas))
         self._account = account = Account(account_kv)
         holder = new_holder_id()
         self._liveness = liveness = Liveness(senders_kv, holder, settings.sender_liveness_seconds)
