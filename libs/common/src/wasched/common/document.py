@@ -78,15 +78,24 @@ class Document:
     def by_key(self) -> dict[str, JsonObject]:
         return {key: raw for key, raw in self.keyed() if key is not None}
 
+    def positions(self) -> dict[str, int]:
+        """Each key's index in `messages`."""
+        return {key: i for i, (key, _) in enumerate(self.keyed()) if key is not None}
+
+    def working_copy(self) -> Document:
+        """A copy to change with `apply_patches`, `append_message` and `reapply`, which
+        replace changed messages instead of changing them in place: unchanged messages are
+        shared, so a write into a 100k-message schedule copies no message it does not touch."""
+        return Document(list(self.messages), dict(self.extra), self.layout)
+
 
 def parse_document(body: bytes) -> Document:
     """Read the stored bytes. An empty body is not a schedule: it is a broken or unfinished
     write, and treating it as "no messages" would withdraw every message at once."""
-    if not body.strip():
+    if not body or body.isspace():
         raise DocumentError(f"schedule is empty ({len(body)} bytes); it is not a schedule")
     try:
-        text = body.decode("utf-8")
-        data = jsontext.loads(text.removeprefix("\ufeff"))
+        data, layout = jsontext.loads_bytes(body)
     except UnicodeDecodeError as exc:
         raise DocumentError(
             f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"
@@ -112,13 +121,13 @@ def parse_document(body: bytes) -> Document:
         if not isinstance(item, dict):
             raise DocumentError(f"messages[{index}] must be an object, got {_kind(item)}")
     extra = {k: v for k, v in data.items() if k != "messages"}
-    return Document(messages=messages, extra=extra, layout=jsontext.detect(text))
+    return Document(messages=messages, extra=extra, layout=layout)
 
 
 def render_document(doc: Document) -> bytes:
     """Strict JSON in the document's own layout, every value as it was read."""
     data = {"messages": doc.messages, **doc.extra}
-    return jsontext.dumps(data, doc.layout).encode()
+    return jsontext.dumps_bytes(data, doc.layout)
 
 
 @dataclass(slots=True)
@@ -134,24 +143,25 @@ class PatchResult:
 
 
 def apply_patches(doc: Document, patches: Iterable[Patch]) -> PatchResult:
-    """Apply in place by key. Keys the document no longer holds are reported, not an error;
-    `skipped` are patches whose `only_if_status` guard did not hold."""
-    index = doc.by_key()
+    """Apply by key. Keys the document no longer holds are reported, not an error;
+    `skipped` are patches whose `only_if_status` guard did not hold. A changed message is
+    replaced by a changed copy, never changed in place: the store's cached document shares
+    its message dicts with the working copy a write changes."""
+    positions = doc.positions()
     result = PatchResult()
     for patch in patches:
-        raw = index.get(patch.key)
-        if raw is None:
+        at = positions.get(patch.key)
+        if at is None:
             result.missing.append(patch.key)
             continue
+        raw = doc.messages[at]
         if patch.only_if_status is not None and raw.get("status") not in patch.only_if_status:
             result.skipped.append(patch.key)
             continue
-        changed = False
-        for name, value in patch.fields.items():
-            if name not in raw or raw[name] != value:
-                raw[name] = value
-                changed = True
-        (result.changed if changed else result.unchanged).append(patch.key)
+        changes = {n: v for n, v in patch.fields.items() if n not in raw or raw[n] != v}
+        if changes:
+            doc.messages[at] = {**raw, **changes}
+        (result.changed if changes else result.unchanged).append(patch.key)
     return result
 
 
@@ -177,6 +187,12 @@ def reapply(base: Document, theirs: Document, head: Document) -> bool:
     changed = _merge_fields(base.extra, theirs.extra, head.extra, owned=frozenset())
     old, new = base.by_key(), theirs.by_key()
     index = head.by_key()
+    for key in old.keys() & new.keys() & index.keys():  # field changes, on copies
+        merged = dict(index[key])
+        if _merge_fields(old[key], new[key], merged, owned=OWNED_FIELDS):
+            _replace(head, index[key], merged)
+            index[key] = merged
+            changed = True
     for key in old.keys() - new.keys():
         if key in index:
             head.messages.remove(index.pop(key))  # identity: equal copies elsewhere stay
@@ -190,8 +206,6 @@ def reapply(base: Document, theirs: Document, head: Document) -> bool:
             head.messages.insert(position, dict(raw))
             index[key] = head.messages[position]
             changed = True
-        elif key in old and key in index:
-            changed |= _merge_fields(old[key], raw, index[key], owned=OWNED_FIELDS)
         if key in index:
             after = key
     return changed
@@ -220,6 +234,13 @@ def _merge_fields(
 
 def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b
+
+
+def _replace(doc: Document, raw: JsonObject, by: JsonObject) -> None:
+    for position, item in enumerate(doc.messages):
+        if item is raw:
+            doc.messages[position] = by
+            return
 
 
 def _position_after(doc: Document, previous: JsonObject | None) -> int:
