@@ -12,6 +12,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig
 from tests.support.waiting import eventually
 from wasched.common import ledger, topology
 from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.common.mirror import LedgerMirror
 from wasched.sender.inbound import generated_id
 
 
@@ -187,12 +188,14 @@ async def test_ids_with_odd_characters_get_valid_keys(js: JetStreamContext) -> N
 async def test_ledger_mirror_follows_the_bucket(js: JetStreamContext) -> None:
     kv, _ = await topology.declare(js)
     await ledger.cancel(kv, "before-start")
-    mirror = ledger.LedgerMirror(kv)
+    mirror = LedgerMirror(kv)
     await mirror.start()
     try:
         assert mirror.get("before-start").state is LedgerState.CANCELLED
+        assert "before-start" in mirror.take_changed()
         claim = await ledger.claim(kv, "odd id/1")
         await eventually(lambda: mirror.get("odd id/1"), what="claim in the mirror")
+        assert mirror.take_changed() == {"odd id/1"}  # the poll decides on it again
         await ledger.settle(kv, "odd id/1", LedgerEntry(state=LedgerState.SENT), claim.revision)
         await eventually(
             lambda: mirror.get("odd id/1").state is LedgerState.SENT, what="settle in the mirror"

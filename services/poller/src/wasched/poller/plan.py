@@ -32,7 +32,8 @@ from wasched.poller.counts import Counts, Ignored, count, ignored
 from wasched.poller.limits import Limits, expiry_reason, settings_problem
 
 __all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
-__all__ += ["expiry_reason", "plan", "settings_problem"]
+__all__ += ["decide_handed", "decide_message", "expiry_reason", "next_change", "plan"]
+__all__ += ["settings_problem", "waiting_since"]
 
 
 class Action(StrEnum):
@@ -213,14 +214,15 @@ def plan(
     limits: Limits,
 ) -> Plan:
     """Every pending message; every hand-over the document no longer holds pending (gated,
-    not cancelled: it may come back); receipts a stale writer wiped from sent messages."""
+    not cancelled: it may come back); receipts a stale writer wiped from sent messages.
+    (`index.PlanIndex` keeps this plan between polls and decides again only what changed.)"""
     result = Plan()
     pending: set[str] = set()
     for position, (key, raw) in enumerate(doc.keyed()):
-        status = raw.get("status")
-        if status == Status.PENDING and key is not None:
-            pending.add(key)
-            step = decide(
+        if key is not None:
+            if raw.get("status") == Status.PENDING:
+                pending.add(key)
+            step = decide_message(
                 key,
                 raw,
                 ledger.get(key),
@@ -229,32 +231,98 @@ def plan(
                 now=now,
                 limits=limits,
             )
-            result.steps.append(step)
-        elif status == Status.SENT and key is not None and (entry := ledger.get(key)):
-            wiped = tuple(r for r in _receipts(key, entry) if raw.get(_FIELD[r.kind]) is None)
-            if wiped:
-                result.steps.append(Step(key, Action.RESTORE, receipts=wiped))
+            if step is not None:
+                result.steps.append(step)
         found = ignored(position, key, raw)
         if found is not None:
             result.ignored.append(found)
     for key in sorted(handed.keys() - pending):
-        entry = ledger.get(key)
-        if entry is not None and entry.state is not LedgerState.SUPERSEDED:
-            result.steps.append(Step(key, Action.DROP))  # claimed or settled: its outcome flows
-        elif entry is None or entry.version is not None:
-            result.steps.append(Step(key, Action.WITHDRAW))
-    waiting = [
-        s.message.scheduled_time
-        for s in result.steps
-        if s.action in _WITH_US and s.message is not None and s.message.scheduled_time <= now
-    ]
-    invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in result.steps)
+        step = decide_handed(key, ledger.get(key))
+        if step is not None:
+            result.steps.append(step)
+    waiting = [t for s in result.steps if (t := waiting_since(s)) is not None and t <= now]
+    invalid = sum(s.action in INVALID for s in result.steps)
     result.counts = count(doc, waiting, invalid, result.ignored, now, limits.overdue_after)
     return result
 
 
+def decide_message(
+    key: str,
+    raw: JsonObject,
+    entry: LedgerEntry | None,
+    *,
+    handed: HandOver | None,
+    scheduled_at: datetime | None,
+    now: datetime,
+    limits: Limits,
+) -> Step | None:
+    """One message of the document: a pending one is decided; a sent one gets back the
+    receipts a stale writer wiped; others need nothing."""
+    status = raw.get("status")
+    if status == Status.PENDING:
+        return decide(
+            key, raw, entry, handed=handed, scheduled_at=scheduled_at, now=now, limits=limits
+        )
+    if status == Status.SENT and entry:
+        wiped = tuple(r for r in _receipts(key, entry) if raw.get(_FIELD[r.kind]) is None)
+        if wiped:
+            return Step(key, Action.RESTORE, receipts=wiped)
+    return None
+
+
+def decide_handed(key: str, entry: LedgerEntry | None) -> Step | None:
+    """A hand-over the document no longer holds pending."""
+    if entry is not None and entry.state is not LedgerState.SUPERSEDED:
+        return Step(key, Action.DROP)  # claimed or settled: its outcome flows
+    if entry is None or entry.version is not None:
+        return Step(key, Action.WITHDRAW)
+    return None
+
+
+def next_change(
+    step: Step | None, entry: LedgerEntry | None, *, now: datetime, limits: Limits
+) -> datetime | None:
+    """When `decide_message` could next give another step for the same inputs (the message,
+    its ledger entry, its hand-over and schedule), or None: only a change of those can.
+
+    Every time rule of `decide` turns true at an instant and stays true as time goes on
+    (due, within the horizon, expired, too late, a claim gone stale), so the next change is
+    the earliest of those instants still after `now`. A step that records or restores an
+    outcome answers `now`: a full plan repeats it at every poll until its inputs change,
+    and so must a plan kept between polls (`index.PlanIndex`)."""
+    if step is None:
+        return None
+    if step.action in REPEATED:
+        return now
+    if step.action is Action.HOLD and entry is not None and entry.state is LedgerState.CLAIMED:
+        return entry.at + limits.claim_stale
+    msg = step.message
+    if msg is None:
+        return None
+    at = msg.scheduled_time
+    starting = [at, at - limits.horizon]  # true from that instant on
+    after = [msg.expires_at]  # true just after it (`now > expires_at`): due at it
+    if limits.max_lateness is not None:
+        after.append(at + limits.max_lateness)
+    ahead = [t for t in starting if t > now] + [t for t in after if t is not None and t >= now]
+    return min(ahead, default=None)
+
+
+def waiting_since(step: Step) -> datetime | None:
+    """The time of a message that is with us, a schedule or the sender (for the counts)."""
+    if step.action in _WITH_US and step.message is not None:
+        return step.message.scheduled_time
+    return None
+
+
 _FIELD = {"delivered": "deliveredAt", "read": "readAt"}
 _WITH_US = {Action.DISPATCH, Action.HOLD, Action.SCHEDULE}
+INVALID = frozenset({Action.REJECT, Action.DUPLICATE})
+REPEATED = frozenset(
+    {Action.RESTORE, Action.REJECT, Action.EXPIRE, Action.DUPLICATE, Action.INTERRUPT}
+)
+"""Steps a full plan repeats at every poll until their inputs change (their `Outcome`s
+carry the time of the decision, or their effect is a write that may not have landed)."""
 
 
 def _reopens(entry: LedgerEntry, version: str) -> bool:

@@ -76,7 +76,7 @@ class Executor:
         elif action in _SETTLES:
             return await self._settle(step, tally)
         elif action is Action.RESTORE:
-            return [*([step.outcome] if step.outcome else []), *step.receipts]
+            return [*(await self._restored(step)), *step.receipts]
         elif action is Action.INTERRUPT:
             return await self._interrupt(step)
         elif action is Action.WITHDRAW:
@@ -105,6 +105,16 @@ class Executor:
             return [standing.outcome(step.key)]
         log.info("message %s changed while it was being sent; the outcome says what went", step.key)
         return []
+
+    async def _restored(self, step: Step) -> list[Restore]:
+        """The outcome to put back, read from the ledger: the poll's copy of a final entry
+        is compact (`mirror`), without the WhatsApp id or the error text."""
+        if step.outcome is None:
+            return []
+        found = await ledger.read(self.rt.ledger, step.key)
+        if found is None or not found[0].is_final:
+            return []  # changed meanwhile: the next poll decides again
+        return [found[0].outcome(step.key)]
 
     async def _withdraw(self, key: str) -> None:
         """Gone from a readable document (or not pending): no hand-over may be claimed for

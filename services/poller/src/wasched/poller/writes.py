@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from nats.js.errors import KeyWrongLastSequenceError
@@ -69,7 +70,14 @@ class Writer:
             box[:] = [apply_events(doc, events, sent_as)]
             return bool(box[0])
 
+        started = time.monotonic()
+        writes = self.rt.store.stats.writes
         await self.update(mutate)
+        if self.rt.store.stats.writes > writes:
+            state = self.rt.state
+            state.writes += 1
+            state.last_write_events = len(events)
+            state.last_write_seconds = time.monotonic() - started
         return box[0]
 
     async def repair(self) -> None:

@@ -1,0 +1,241 @@
+"""The plan kept between polls: decide again only what changed, or what time changed.
+
+A full plan decides on every message at every poll: with 100k messages that is seconds
+of CPU even when S3 answered 304. `PlanIndex` keeps each message's step from the last
+poll and decides again (with the same pure functions as `plan`) only the keys
+
+- whose raw message changed (a new document is compared with the last, dict by dict),
+- whose ledger entry, hand-over or schedule changed (`LedgerMirror.take_changed`,
+  `Book.take_changed`, passed in as `changed`),
+- whose time came: each decision says when it can next change (`plan.next_change`),
+  kept in a heap,
+- whose step could not be carried out, or all steps of a poll that was cut short.
+
+`refresh` returns only those steps: every other one was carried out already and would
+do nothing again. `steps()` is the whole plan; tests/unit/test_poller_index.py checks on
+random documents, ledgers, edits and advancing time that it equals `plan()`'s.
+
+A new kind of decision plugs in the same way (docs/poller.md, "Deciding only what
+changed"): a pure decision over its inputs and `now`, and a pure `next_change` saying
+when, for the same inputs, it could next decide otherwise.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from wasched.common.document import STATUSES, Document, JsonObject
+from wasched.common.ledger import LedgerEntry
+from wasched.common.messages import Status
+from wasched.poller.counts import Counts, Ignored, ignored
+from wasched.poller.limits import Limits
+from wasched.poller.plan import (
+    INVALID,
+    HandOver,
+    Plan,
+    Step,
+    decide_handed,
+    decide_message,
+    next_change,
+    waiting_since,
+)
+
+_PENDING = Status.PENDING.value
+_NEEDS_ENTRY = (_PENDING, Status.SENT.value)
+_REBUILD_SHARE = 4
+"""Deciding more than 1/4 of the keys again rebuilds the sorted times instead of patching."""
+
+
+class Entries(Protocol):
+    def get(self, message_id: str, /) -> LedgerEntry | None: ...
+
+
+class PlanIndex:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._doc: Document | None = None
+        self._raws: dict[str, JsonObject] = {}
+        self._position: dict[str, int] = {}
+        self._pending: set[str] = set()
+        self._total = self._pending_count = 0
+        self._ignored: list[Ignored] = []
+        self._steps: dict[str, Step] = {}
+        """Each message's step (document order is `_position`)."""
+        self._handed: dict[str, Step] = {}
+        """Steps for hand-overs the document no longer holds pending."""
+        self._next: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._waiting: list[datetime] = []
+        """Sorted times of messages with us, a schedule or the sender (for the counts)."""
+        self._invalid = 0
+        self._now: datetime | None = None
+        self._unsettled: set[str] = set()
+
+    @property
+    def size(self) -> int:
+        return len(self._raws)
+
+    def refresh(
+        self,
+        doc: Document,
+        ledger: Entries,
+        *,
+        handed: Mapping[str, HandOver],
+        schedules: Mapping[str, datetime],
+        changed: Iterable[str],
+        now: datetime,
+    ) -> Plan:
+        """The steps to carry out now: those decided again. `changed`: ids whose ledger
+        entry, hand-over or schedule changed since the last refresh."""
+        if self._now is not None and now < self._now:  # the clock went back: start over
+            self.__init__(self.limits)  # type: ignore[misc]
+        dirty = set(changed) | self._unsettled
+        if self._doc is None:
+            dirty |= handed.keys()
+        if doc is not self._doc:
+            dirty |= self._load(doc)
+        dirty |= self._due(now)
+        steps = self._decide(dirty, ledger, handed, schedules, now)
+        self._unsettled = {step.key for step in steps}
+        self._now = now
+        return Plan(steps=steps, counts=self.counts(now), ignored=list(self._ignored))
+
+    def settle(self, failed: Iterable[str]) -> None:
+        """The steps of the last refresh were carried out, except `failed` (decided again)."""
+        self._unsettled = set(failed)
+
+    def steps(self) -> list[Step]:
+        """The whole plan, in `plan()`'s order."""
+        ordered = sorted(self._steps, key=self._position.__getitem__)
+        return [self._steps[k] for k in ordered] + [self._handed[k] for k in sorted(self._handed)]
+
+    def counts(self, now: datetime) -> Counts:
+        waiting = self._waiting
+        due = bisect_right(waiting, now)
+        overdue = bisect_left(waiting, now - self.limits.overdue_after)
+        oldest = (now - waiting[0]).total_seconds() if due else 0.0
+        return Counts(
+            total=self._total,
+            pending=self._pending_count,
+            due=due,
+            overdue=min(overdue, due),
+            oldest_overdue_seconds=round(max(oldest, 0.0), 3),
+            invalid=self._invalid,
+            ignored=dict(Counter(i.reason for i in self._ignored)),
+        )
+
+    # -- what changed ----------------------------------------------------------------------
+
+    def _load(self, doc: Document) -> set[str]:
+        """Take a new document; the keys whose message changed, appeared or went."""
+        old = self._raws
+        raws: dict[str, JsonObject] = {}
+        position: dict[str, int] = {}
+        pending: set[str] = set()
+        found: list[Ignored] = []
+        dirty: set[str] = set()
+        count = 0
+        for index, (key, raw) in enumerate(doc.keyed()):
+            status = raw.get("status")
+            if status == _PENDING:
+                count += 1
+            if key is not None:
+                raws[key] = raw
+                position[key] = index
+                if status == _PENDING:
+                    pending.add(key)
+                before = old.get(key)
+                if before is not raw and before != raw:
+                    dirty.add(key)
+                if type(status) is str and status in STATUSES:
+                    continue
+            item = ignored(index, key, raw)
+            if item is not None:
+                found.append(item)
+        dirty |= old.keys() - raws.keys()
+        self._doc, self._raws, self._position, self._pending = doc, raws, position, pending
+        self._total, self._pending_count, self._ignored = len(doc.messages), count, found
+        return dirty
+
+    def _due(self, now: datetime) -> set[str]:
+        """Keys whose next change has come."""
+        due: set[str] = set()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self._next.get(key) == at:
+                del self._next[key]
+                due.add(key)
+        return due
+
+    # -- deciding again ---------------------------------------------------------------------
+
+    def _decide(
+        self,
+        keys: set[str],
+        ledger: Entries,
+        handed: Mapping[str, HandOver],
+        schedules: Mapping[str, datetime],
+        now: datetime,
+    ) -> list[Step]:
+        bulk = len(keys) * _REBUILD_SHARE > len(self._steps) + len(self._handed)
+        ours: list[Step] = []
+        theirs: list[Step] = []
+        for key in keys:
+            raw = self._raws.get(key)
+            gone = handed.get(key) is not None and key not in self._pending
+            wanted = gone or (raw is not None and raw.get("status") in _NEEDS_ENTRY)
+            entry = ledger.get(key) if wanted else None
+            step = None
+            if raw is not None:
+                step = decide_message(
+                    key,
+                    raw,
+                    entry,
+                    handed=handed.get(key),
+                    scheduled_at=schedules.get(key),
+                    now=now,
+                    limits=self.limits,
+                )
+            self._put(key, step, next_change(step, entry, now=now, limits=self.limits), bulk)
+            if step is not None:
+                ours.append(step)
+            other = decide_handed(key, entry) if gone else None
+            if other is None:
+                self._handed.pop(key, None)
+            else:
+                self._handed[key] = other
+                theirs.append(other)
+        if bulk:
+            self._rebuild()
+        ours.sort(key=lambda s: self._position[s.key])
+        theirs.sort(key=lambda s: s.key)
+        return ours + theirs
+
+    def _put(self, key: str, step: Step | None, when: datetime | None, bulk: bool) -> None:
+        before = self._steps.pop(key, None)
+        if before is not None:
+            self._invalid -= before.action in INVALID
+            if not bulk and (t := waiting_since(before)) is not None:
+                del self._waiting[bisect_left(self._waiting, t)]
+        if step is not None:
+            self._steps[key] = step
+            self._invalid += step.action in INVALID
+            if not bulk and (t := waiting_since(step)) is not None:
+                insort(self._waiting, t)
+        if when is None:
+            self._next.pop(key, None)
+        else:
+            self._next[key] = when
+            if not bulk:
+                heapq.heappush(self._heap, (when, key))
+
+    def _rebuild(self) -> None:
+        self._waiting = sorted(t for s in self._steps.values() if (t := waiting_since(s)))
+        self._heap = [(at, key) for key, at in self._next.items()]
+        heapq.heapify(self._heap)

@@ -1,0 +1,194 @@
+"""The plan kept between polls (`PlanIndex`) is the full plan, whatever happens between polls.
+
+Random documents, ledgers, hand-overs and schedules; then random edits (a message
+changed, added or removed, a new body with the same content, a ledger entry, a
+hand-over or a schedule changed) over advancing time. After each, the kept plan must
+equal `plan()` step for step, with the same counts and the same messages left alone,
+and what it hands to the executor must include every step that differs from the last
+poll's and every step a full plan repeats at each poll.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wasched.common.clock import format_utc
+from wasched.common.document import Document
+from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.common.messages import ErrorKind, content_version
+from wasched.poller.index import PlanIndex
+from wasched.poller.plan import REPEATED, HandOver, Limits, Step, plan
+
+START = datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
+IDS = ["a", "b", "c", "d", "e"]
+
+offsets = st.integers(min_value=-26 * 60, max_value=3 * 60).map(lambda m: timedelta(minutes=m))
+
+
+def when(offset: timedelta) -> str:
+    return format_utc(START + offset)
+
+
+raw_messages = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from([*IDS, *IDS, "", 7]),
+        "to": st.sampled_from(["447957189696", "447957189696", "12", ""]),
+        "message": st.sampled_from(["hi", "hi", "hello", " "]),
+        "scheduledTime": st.one_of(offsets.map(when), st.just("tomorrow")),
+        "status": st.sampled_from(["pending", "pending", "pending", "sent", "failed", "Pending"]),
+    },
+    optional={
+        "expiresAt": offsets.map(when),
+        "deliveredAt": st.just("2026-12-24T10:00:00.000Z"),
+        "contactName": st.just("Zoë"),
+    },
+)
+versions = st.sampled_from([None, "0123456789abcdef", "fedcba9876543210"])
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> LedgerEntry:
+    state = draw(st.sampled_from(list(LedgerState)))
+    at = START + draw(offsets)
+    fields: dict[str, Any] = {"state": state, "at": at, "version": draw(versions)}
+    if state is LedgerState.SENT:
+        fields["delivered_at"] = draw(st.sampled_from([None, at]))
+        fields["read_at"] = draw(st.sampled_from([None, at]))
+    if state is LedgerState.FAILED:
+        fields["error_kind"] = draw(st.sampled_from([ErrorKind.VALIDATION, ErrorKind.INTERRUPTED]))
+        fields["error"] = "no"
+    return LedgerEntry(**fields)
+
+
+hand_overs = st.builds(HandOver, version=versions, regated=st.booleans())
+ops = st.one_of(
+    st.tuples(st.just("advance"), st.integers(min_value=0, max_value=3 * 3600)),
+    st.tuples(st.just("edit"), st.integers(min_value=0), raw_messages),
+    st.tuples(st.just("add"), raw_messages),
+    st.tuples(st.just("remove"), st.integers(min_value=0)),
+    st.tuples(st.just("reparse")),
+    st.tuples(st.just("ledger"), st.sampled_from(IDS), st.one_of(st.none(), entries())),
+    st.tuples(st.just("hand"), st.sampled_from(IDS), st.one_of(st.none(), hand_overs)),
+    st.tuples(st.just("live"), st.sampled_from(IDS)),
+    st.tuples(st.just("schedule"), st.sampled_from(IDS), st.one_of(st.none(), offsets)),
+)
+
+
+def view(step: Step) -> tuple[Any, ...]:
+    """A step without the outcome's own timestamp (an interruption's is the wall clock)."""
+    outcome = step.outcome.model_dump(exclude={"at"}) if step.outcome else None
+    return (step.key, step.action, step.message, step.at, step.version, step.gate, outcome)
+
+
+def by_key(steps: list[Step]) -> dict[str, list[tuple[Any, ...]]]:
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for step in steps:
+        found.setdefault(step.key, []).append(view(step))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(raw_messages, max_size=8),
+    st.dictionaries(st.sampled_from(IDS), entries(), max_size=4),
+    st.dictionaries(st.sampled_from(IDS), hand_overs, max_size=3),
+    st.dictionaries(st.sampled_from(IDS), offsets, max_size=3),
+    st.lists(ops, min_size=1, max_size=25),
+    st.sampled_from([timedelta(days=1), None]),
+)
+def test_the_kept_plan_is_the_full_plan(
+    messages: list[dict[str, Any]],
+    ledger: dict[str, LedgerEntry],
+    handed: dict[str, HandOver],
+    offsets_: dict[str, timedelta],
+    steps: list[tuple[Any, ...]],
+    lateness: timedelta | None,
+) -> None:
+    limits = Limits(horizon=timedelta(hours=1), max_lateness=lateness)
+    schedules = {k: START + v for k, v in offsets_.items()}
+    doc = Document(messages=messages)
+    index = PlanIndex(limits)
+    now = START
+    changed: set[str] = set()
+    before: dict[str, list[tuple[Any, ...]]] = {}
+    for op in [("advance", 0), *steps]:
+        doc, now = apply(op, doc, ledger, handed, schedules, changed, now)
+        full = plan(doc, ledger, handed=handed, schedules=schedules, now=now, limits=limits)
+        kept = index.refresh(
+            doc, ledger, handed=handed, schedules=schedules, changed=set(changed), now=now
+        )
+        index.settle(())
+        changed.clear()
+        assert [view(s) for s in index.steps()] == [view(s) for s in full.steps], op
+        assert kept.counts == full.counts, op
+        assert kept.ignored == full.ignored, op
+        emitted = {s.key for s in kept.steps}
+        after = by_key(full.steps)
+        differ = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        repeated = {s.key for s in full.steps if s.action in REPEATED}
+        assert (differ & after.keys()) | repeated <= emitted, op
+        before = after
+
+
+def apply(
+    op: tuple[Any, ...],
+    doc: Document,
+    ledger: dict[str, LedgerEntry],
+    handed: dict[str, HandOver],
+    schedules: dict[str, datetime],
+    changed: set[str],
+    now: datetime,
+) -> tuple[Document, datetime]:
+    """One thing that happens between polls; documents are replaced, never changed."""
+    kind, *args = op
+    messages = list(doc.messages)
+    if kind == "advance":
+        return doc, now + timedelta(seconds=args[0])
+    if kind == "edit" and messages:
+        messages[args[0] % len(messages)] = dict(args[1])
+    elif kind == "add":
+        messages.append(dict(args[0]))
+    elif kind == "remove" and messages:
+        del messages[args[0] % len(messages)]
+    elif kind == "reparse":
+        messages = [dict(m) for m in messages]
+    elif kind == "ledger":
+        set_or_drop(ledger, args[0], args[1])
+        changed.add(args[0])
+    elif kind == "hand":
+        set_or_drop(handed, args[0], args[1])
+        changed.add(args[0])
+    elif kind == "live":  # handed over exactly the version the document holds now
+        raw = next((m for m in messages if m.get("id") == args[0]), None)
+        if raw is not None:
+            handed[args[0]] = HandOver(version=content_version(raw))
+            changed.add(args[0])
+    elif kind == "schedule":
+        set_or_drop(schedules, args[0], START + args[1] if args[1] is not None else None)
+        changed.add(args[0])
+    return Document(messages=messages), now
+
+
+def set_or_drop(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        target.pop(key, None)
+    else:
+        target[key] = value
+
+
+def test_a_message_expiring_at_this_very_instant_is_decided_again_at_the_next_poll() -> None:
+    """`now > expiresAt` turns true just after expiresAt: found by the property above."""
+    limits = Limits(horizon=timedelta(hours=1), max_lateness=None)
+    raw = {"id": "a", "to": "447957189696", "message": "hi", "status": "pending"}
+    raw |= {"scheduledTime": when(timedelta(0)), "expiresAt": when(timedelta(0))}
+    index = PlanIndex(limits)
+    first = index.refresh(Document([raw]), {}, handed={}, schedules={}, changed=(), now=START)
+    assert [s.action.value for s in first.steps] == ["dispatch"]
+    index.settle(())
+    later = START + timedelta(seconds=1)
+    again = index.refresh(Document([raw]), {}, handed={}, schedules={}, changed=(), now=later)
+    assert [s.action.value for s in again.steps] == ["expire"]
