@@ -42,7 +42,11 @@ async def _ready_rss(st: Stack, cell: Cell, python: str) -> tuple[float, dict[st
     and the heartbeat after that poll (the mirror's own figures)."""
     beats = await cell.heartbeats()
     mark = st.proxy.mark()
-    poller = cell.start("wasched.poller", cell.env(POLL_INTERVAL_SECONDS=3600), python)
+    poller = cell.start(
+        "wasched.poller",
+        cell.env(POLL_INTERVAL_SECONDS=3600, SCHEDULE_HORIZON_SECONDS=7200),
+        python,
+    )
     first = await next_request(st, mark, cell.key, "GET", 200)
     beat = await beats.after(first.ended)
     await asyncio.sleep(1.0)

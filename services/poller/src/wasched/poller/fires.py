@@ -7,6 +7,7 @@ it is nak'd and comes back (0.5 s, 1 s, 2 s, ... at most a poll interval apart).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from wasched.common.clock import utcnow
@@ -60,8 +61,8 @@ class FireChecks:
             entries = await self.writer.ledger_view(f.id for f in fired)
         except NATS_ERRORS as exc:
             raise RetryLater(f"ledger unreadable: {exc!r}") from exc
+        index = await asyncio.to_thread(snap.doc.by_key)  # 100k keys: not on the event loop
         now = utcnow()
-        index = snap.doc.by_key()
         steps = []
         for item in fired:
             rt.book.fired(item.id, item.scheduled_time)

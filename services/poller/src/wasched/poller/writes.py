@@ -166,7 +166,9 @@ class Writer:
     async def _what_went(self, outcomes: list[Outcome]) -> dict[str, SentAs]:
         """For outcomes of a version the document no longer holds: the hand-over they came from."""
         cached = self.rt.store.cached()
-        index = cached.doc.by_key() if cached is not None else {}
+        if not outcomes or cached is None:
+            return {}
+        index = await asyncio.to_thread(cached.doc.by_key)  # 100k keys: not on the event loop
         found: dict[str, SentAs] = {}
         for outcome in outcomes:
             raw = index.get(outcome.id)
