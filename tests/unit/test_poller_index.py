@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasched.common.clock import format_utc
-from wasched.common.document import Document
+from wasched.common.document import Document, typed
+from wasched.common.jsontext import RawNumber
 from wasched.common.ledger import LedgerEntry, LedgerState
 from wasched.common.messages import ErrorKind, content_version
 from wasched.poller.index import PlanIndex
@@ -45,8 +46,11 @@ raw_messages = st.fixed_dictionaries(
         "expiresAt": offsets.map(when),
         "deliveredAt": st.just("2026-12-24T10:00:00.000Z"),
         "contactName": st.just("Zoë"),
+        "linkPreview": st.sampled_from([True, 1, 1.0, RawNumber("1.0")]),
     },
 )
+EQUAL_BUT_NOT_SAME = [True, 1, 1.0, RawNumber("1.0"), RawNumber("1.00")]
+"""Equal for Python, not as JSON: a change between them is a change of the message."""
 versions = st.sampled_from([None, "0123456789abcdef", "fedcba9876543210"])
 
 
@@ -71,6 +75,12 @@ ops = st.one_of(
     st.tuples(st.just("add"), raw_messages),
     st.tuples(st.just("remove"), st.integers(min_value=0)),
     st.tuples(st.just("reparse")),
+    st.tuples(
+        st.just("retype"),
+        st.integers(min_value=0),
+        st.sampled_from(["linkPreview", "status", "id"]),
+        st.sampled_from(EQUAL_BUT_NOT_SAME),
+    ),
     st.tuples(st.just("ledger"), st.sampled_from(IDS), st.one_of(st.none(), entries())),
     st.tuples(st.just("hand"), st.sampled_from(IDS), st.one_of(st.none(), hand_overs)),
     st.tuples(st.just("live"), st.sampled_from(IDS)),
@@ -110,7 +120,7 @@ def test_the_kept_plan_is_the_full_plan(
 ) -> None:
     limits = Limits(horizon=timedelta(hours=1), max_lateness=lateness)
     schedules = {k: START + v for k, v in offsets_.items()}
-    doc = Document(messages=messages)
+    doc = Document(messages=messages, typed=typed(messages))
     index = PlanIndex(limits)
     now = START
     changed: set[str] = set()
@@ -135,6 +145,42 @@ def test_the_kept_plan_is_the_full_plan(
         before = after
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(EQUAL_BUT_NOT_SAME), min_size=1, max_size=4),
+    st.lists(
+        st.tuples(
+            st.just("retype"),
+            st.integers(min_value=0),
+            st.sampled_from(["linkPreview", "status", "id"]),
+            st.sampled_from(EQUAL_BUT_NOT_SAME),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_a_change_of_type_alone_is_a_change(
+    values: list[Any], steps: list[tuple[Any, ...]]
+) -> None:
+    """`1 == True == 1.0` in Python; not in a content version, a log line or a decision."""
+    limits = Limits(horizon=timedelta(hours=1), max_lateness=None)
+    messages = [
+        {"id": i, "to": "447957189696", "message": "hi", "status": "pending"}
+        | {"scheduledTime": when(timedelta(0)), "linkPreview": v}
+        for i, v in zip(IDS, values, strict=False)
+    ]
+    doc = Document(messages=messages, typed=True)
+    index = PlanIndex(limits)
+    index.refresh(doc, {}, handed={}, schedules={}, changed=(), now=START)
+    for op in steps:
+        doc, _ = apply(op, doc, {}, {}, {}, set(), START)
+        full = plan(doc, {}, handed={}, schedules={}, now=START, limits=limits)
+        kept = index.refresh(doc, {}, handed={}, schedules={}, changed=(), now=START)
+        whole = index.steps({}, handed={}, schedules={}, now=START)
+        assert [view(s) for s in whole] == [view(s) for s in full.steps], op
+        assert (kept.counts, kept.ignored) == (full.counts, full.ignored), op
+
+
 def apply(
     op: tuple[Any, ...],
     doc: Document,
@@ -157,6 +203,9 @@ def apply(
         del messages[args[0] % len(messages)]
     elif kind == "reparse":
         messages = [dict(m) for m in messages]
+    elif kind == "retype" and messages:
+        at = args[0] % len(messages)
+        messages[at] = {**messages[at], args[1]: args[2]}
     elif kind == "ledger":
         set_or_drop(ledger, args[0], args[1])
         changed.add(args[0])
@@ -171,7 +220,7 @@ def apply(
     elif kind == "schedule":
         set_or_drop(schedules, args[0], START + args[1] if args[1] is not None else None)
         changed.add(args[0])
-    return Document(messages=messages), now
+    return Document(messages=messages, typed=typed(messages)), now
 
 
 def set_or_drop(target: dict[str, Any], key: str, value: Any) -> None:

@@ -57,6 +57,9 @@ class Document:
     messages: list[JsonObject]
     extra: JsonObject = field(default_factory=dict)
     layout: Layout = field(default_factory=Layout)
+    typed: bool = True
+    """False only when known to hold no number and no boolean: then `==` between its
+    messages and another such document's is exact (no `1 == True`)."""
 
     def keyed(self) -> Iterator[tuple[str | None, JsonObject]]:
         """Each message with its key: the id, or `id#n` for a repeat of an id (n chosen so
@@ -86,7 +89,7 @@ class Document:
         """A copy to change with `apply_patches`, `append_message` and `reapply`, which
         replace changed messages instead of changing them in place: unchanged messages are
         shared, so a write into a 100k-message schedule copies no message it does not touch."""
-        return Document(list(self.messages), dict(self.extra), self.layout)
+        return Document(list(self.messages), dict(self.extra), self.layout, self.typed)
 
 
 def parse_document(body: bytes) -> Document:
@@ -95,7 +98,7 @@ def parse_document(body: bytes) -> Document:
     if not body or body.isspace():
         raise DocumentError(f"schedule is empty ({len(body)} bytes); it is not a schedule")
     try:
-        data, layout = jsontext.loads_bytes(body)
+        data, layout, typed = jsontext.loads_bytes(body)
     except UnicodeDecodeError as exc:
         raise DocumentError(
             f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"
@@ -121,7 +124,7 @@ def parse_document(body: bytes) -> Document:
         if not isinstance(item, dict):
             raise DocumentError(f"messages[{index}] must be an object, got {_kind(item)}")
     extra = {k: v for k, v in data.items() if k != "messages"}
-    return Document(messages=messages, extra=extra, layout=layout)
+    return Document(messages=messages, extra=extra, layout=layout, typed=typed)
 
 
 def render_document(doc: Document) -> bytes:
@@ -161,12 +164,23 @@ def apply_patches(doc: Document, patches: Iterable[Patch]) -> PatchResult:
         changes = {n: v for n, v in patch.fields.items() if n not in raw or raw[n] != v}
         if changes:
             doc.messages[at] = {**raw, **changes}
+            doc.typed = doc.typed or typed(changes)
         (result.changed if changes else result.unchanged).append(patch.key)
     return result
 
 
 def append_message(doc: Document, message: JsonObject) -> None:
     doc.messages.append(message)
+    doc.typed = doc.typed or typed(message)
+
+
+def typed(value: object) -> bool:
+    """Holds a number or a boolean (`Document.typed`)."""
+    if isinstance(value, dict):
+        return any(typed(v) for v in value.values())
+    if isinstance(value, list):
+        return any(typed(v) for v in value)
+    return not (value is None or isinstance(value, str))
 
 
 def _kind(value: object) -> str:
@@ -184,6 +198,7 @@ def reapply(base: Document, theirs: Document, head: Document) -> bool:
     (`OWNED_FIELDS`) that we changed too keep our value (the ledger backs ours). Top-level
     fields likewise. True when `head` changed.
     """
+    head.typed = head.typed or theirs.typed
     changed = _merge_fields(base.extra, theirs.extra, head.extra, owned=frozenset())
     old, new = base.by_key(), theirs.by_key()
     index = head.by_key()

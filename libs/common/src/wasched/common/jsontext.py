@@ -104,10 +104,12 @@ def dumps(data: Any, layout: Layout) -> str:
     return ("\ufeff" if layout.bom else "") + text + layout.end
 
 
-def loads_bytes(body: bytes) -> tuple[Any, Layout]:
+def loads_bytes(body: bytes) -> tuple[Any, Layout, bool]:
     """Parse stored bytes (UTF-8, optional BOM) and detect their layout. orjson where its
     result is exact; otherwise (a float, `-0`, a big integer, a lone surrogate, an error)
-    the exact path, which also words the errors."""
+    the exact path, which also words the errors. The third value is False when the data
+    holds no number and no boolean (then `==` between two such values is exact: no `1 ==
+    True == 1.0`); the exact path does not look and says True."""
     bom = body.startswith(_BOM)
     view = memoryview(body)[3:] if bom else body
     try:
@@ -115,18 +117,19 @@ def loads_bytes(body: bytes) -> tuple[Any, Layout]:
     except orjson.JSONDecodeError:
         data = None
     else:
-        if _plain(data, body):
+        exact, typed = _scan(data, body)
+        if exact:
             layout = _detect_bytes(body, bom)
             if layout is not None:
-                return data, layout
+                return data, layout, typed
     text = body.decode("utf-8")
-    return loads(text.removeprefix("\ufeff")), detect(text)
+    return loads(text.removeprefix("\ufeff")), detect(text), True
 
 
 def dumps_bytes(data: Any, layout: Layout) -> bytes:
     """`dumps(data, layout)` as UTF-8, through orjson where that gives the same bytes."""
     option = _orjson_option(layout)
-    if option is not None and _plain(data, None):
+    if option is not None and _scan(data, None)[0]:
         try:
             out = orjson.dumps(data, default=_fragment, option=option)
         except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits
@@ -151,24 +154,27 @@ def _fragment(value: object) -> orjson.Fragment:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def _plain(data: Any, body: bytes | None) -> bool:
-    """No float anywhere (orjson and `repr` spell some differently; a parsed float may have
-    been written otherwise), and no zero that may have been written `-0` in `body`."""
+def _scan(data: Any, body: bytes | None) -> tuple[bool, bool]:
+    """(exact, typed): exact when there is no float anywhere (orjson and `repr` spell some
+    differently; a parsed float may have been written otherwise) and no zero that may have
+    been written `-0` in `body`; typed when there is a number or a boolean."""
     stack = [data]
-    zero = False
+    zero = typed = False
     while stack:
         value = stack.pop()
         for item in value.values() if type(value) is dict else value:
             kind = type(item)
-            if kind is str or item is None or kind is bool:
+            if kind is str or item is None:
                 continue
             if kind is dict or kind is list:
                 stack.append(item)
-            elif kind is int:
+                continue
+            typed = True
+            if kind is int:
                 zero = zero or item == 0
-            elif kind is float:
-                return False
-    return not (zero and body is not None and _MINUS_ZERO.search(body))
+            elif kind is not bool:
+                return False, True
+    return not (zero and body is not None and _MINUS_ZERO.search(body)), typed
 
 
 def _detect_bytes(body: bytes, bom: bool) -> Layout | None:

@@ -27,7 +27,9 @@ from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Protocol
+from itertools import compress, count
+from operator import ne
+from typing import Any, Protocol
 
 from wasched.common.document import STATUSES, Document, JsonObject
 from wasched.common.ledger import LedgerEntry
@@ -48,6 +50,8 @@ from wasched.poller.plan import (
 
 _PENDING = Status.PENDING.value
 _NEEDS_ENTRY = (_PENDING, Status.SENT.value)
+_IN_PLACE = 5000
+"""More changed messages than this: the document is read as new (`_reload`)."""
 _REBUILD_SHARE = 4
 """Deciding more than 1/4 of the keys again rebuilds the sorted times instead of patching."""
 
@@ -60,11 +64,11 @@ class PlanIndex:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._doc: Document | None = None
-        self._raws: dict[str, JsonObject] = {}
+        self._keys: list[str | None] = []
         self._position: dict[str, int] = {}
         self._pending: set[str] = set()
-        self._total = self._pending_count = 0
-        self._ignored: list[Ignored] = []
+        self._pending_count = 0
+        self._ignored: dict[int, Ignored] = {}
         self._steps: dict[str, Step] = {}
         """Each message's step (document order is `_position`); a message that waits beyond
         the horizon with nothing to do has none here (most of a big schedule: ~0.35 KB
@@ -81,7 +85,7 @@ class PlanIndex:
 
     @property
     def size(self) -> int:
-        return len(self._raws)
+        return len(self._position)
 
     def refresh(
         self,
@@ -106,7 +110,7 @@ class PlanIndex:
         steps = self._decide(dirty, ledger, handed, schedules, now)
         self._unsettled = {step.key for step in steps}
         self._now = now
-        return Plan(steps=steps, counts=self.counts(now), ignored=list(self._ignored))
+        return Plan(steps=steps, counts=self.counts(now), ignored=self._ignored_list())
 
     def settle(self, failed: Iterable[str]) -> None:
         """The steps of the last refresh were carried out, except `failed` (decided again)."""
@@ -124,12 +128,14 @@ class PlanIndex:
         decided again here: each must be a quiet wait (else a step no plan makes stands in,
         so that a comparison with `plan()` fails)."""
         found = []
-        for key in sorted(self._raws, key=self._position.__getitem__):
+        for key in self._keys:
+            if key is None:
+                continue
             step = self._steps.get(key)
             if step is None:
                 step = decide_message(
                     key,
-                    self._raws[key],
+                    self._raw(key),
                     ledger.get(key),
                     handed=handed.get(key),
                     scheduled_at=schedules.get(key),
@@ -148,47 +154,90 @@ class PlanIndex:
         overdue = bisect_left(waiting, now - self.limits.overdue_after)
         oldest = (now - waiting[0]).total_seconds() if due else 0.0
         return Counts(
-            total=self._total,
+            total=len(self._keys),
             pending=self._pending_count,
             due=due,
             overdue=min(overdue, due),
             oldest_overdue_seconds=round(max(oldest, 0.0), 3),
             invalid=self._invalid,
-            ignored=dict(Counter(i.reason for i in self._ignored)),
+            ignored=dict(Counter(i.reason for i in self._ignored_list())),
         )
 
     # -- what changed ----------------------------------------------------------------------
 
     def _load(self, doc: Document) -> set[str]:
-        """Take a new document; the keys whose message changed, appeared or went."""
-        old = self._raws
-        raws: dict[str, JsonObject] = {}
-        position: dict[str, int] = {}
-        pending: set[str] = set()
-        found: list[Ignored] = []
+        """Take a new document; the keys whose message changed, appeared or went. Where the
+        messages are where they were (the same count; no id changed), only the changed ones
+        are looked at, found by comparing message by message in C."""
+        old, strict = self._doc, doc.typed or (self._doc is not None and self._doc.typed)
+        if old is not None and len(old.messages) == len(doc.messages):
+            dirty = self._changed_in_place(old, doc, strict)
+            if dirty is not None:
+                self._doc = doc
+                return dirty
+        return self._reload(doc, strict)
+
+    def _changed_in_place(self, old: Document, doc: Document, strict: bool) -> set[str] | None:
+        """None: ids changed, or too much did (then `_reload`)."""
+        before, after = old.messages, doc.messages
+        if strict:
+            moved = [i for i in range(len(after)) if not same(before[i], after[i])]
+        else:
+            moved = list(compress(count(), map(ne, before, after)))
+        if len(moved) > _IN_PLACE or any(
+            not same(before[i].get("id"), after[i].get("id")) for i in moved
+        ):
+            return None
         dirty: set[str] = set()
-        count = 0
-        for index, (key, raw) in enumerate(doc.keyed()):
-            status = raw.get("status")
-            if status == _PENDING:
-                count += 1
+        for i in moved:
+            key, raw = self._keys[i], after[i]
+            pending = raw.get("status") == _PENDING
+            self._pending_count += pending - (before[i].get("status") == _PENDING)
             if key is not None:
-                raws[key] = raw
-                position[key] = index
-                if status == _PENDING:
-                    pending.add(key)
-                before = old.get(key)
-                if before is not raw and before != raw:
-                    dirty.add(key)
-                if type(status) is str and status in STATUSES:
-                    continue
-            item = ignored(index, key, raw)
-            if item is not None:
-                found.append(item)
-        dirty |= old.keys() - raws.keys()
-        self._doc, self._raws, self._position, self._pending = doc, raws, position, pending
-        self._total, self._pending_count, self._ignored = len(doc.messages), count, found
+                dirty.add(key)
+                if pending:
+                    self._pending.add(key)
+                else:
+                    self._pending.discard(key)
+            self._note_ignored(i, key, raw)
         return dirty
+
+    def _reload(self, doc: Document, strict: bool) -> set[str]:
+        old = {k: self._raw(k) for k in self._position} if self._doc is not None else {}
+        self._doc, self._keys, self._position = doc, [], {}
+        self._pending, self._pending_count, self._ignored = set(), 0, {}
+        dirty: set[str] = set()
+        for index, (key, raw) in enumerate(doc.keyed()):
+            self._keys.append(key)
+            pending = raw.get("status") == _PENDING
+            self._pending_count += pending
+            if key is not None:
+                self._position[key] = index
+                if pending:
+                    self._pending.add(key)
+                was = old.get(key)
+                if was is not raw and (not same(was, raw) if strict else was != raw):
+                    dirty.add(key)
+            self._note_ignored(index, key, raw)
+        return dirty | (old.keys() - self._position.keys())
+
+    def _note_ignored(self, index: int, key: str | None, raw: JsonObject) -> None:
+        status = raw.get("status")
+        if key is not None and type(status) is str and status in STATUSES:
+            self._ignored.pop(index, None)
+            return
+        item = ignored(index, key, raw)
+        if item is None:
+            self._ignored.pop(index, None)
+        else:
+            self._ignored[index] = item
+
+    def _ignored_list(self) -> list[Ignored]:
+        return [self._ignored[i] for i in sorted(self._ignored)]
+
+    def _raw(self, key: str) -> JsonObject | None:
+        at = self._position.get(key)
+        return None if at is None or self._doc is None else self._doc.messages[at]
 
     def _due(self, now: datetime) -> set[str]:
         """Keys whose next change has come."""
@@ -211,11 +260,11 @@ class PlanIndex:
         schedules: Mapping[str, datetime],
         now: datetime,
     ) -> list[Step]:
-        bulk = len(keys) * _REBUILD_SHARE > len(self._steps) + len(self._handed)
+        bulk = len(keys) * _REBUILD_SHARE > len(self._position) + len(self._handed)
         ours: list[Step] = []
         theirs: list[Step] = []
         for key in keys:
-            raw = self._raws.get(key)
+            raw = self._raw(key)
             gone = handed.get(key) is not None and key not in self._pending
             wanted = gone or (raw is not None and raw.get("status") in _NEEDS_ENTRY)
             entry = ledger.get(key) if wanted else None
@@ -279,3 +328,18 @@ def _quiet(step: Step | None, schedules: Mapping[str, datetime]) -> bool:
         and step.gate is None
         and step.key not in schedules
     )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as JSON: `==` with the types too (`1 == True == 1.0` for Python, not for a
+    content version or a decision)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    return bool(a == b)
