@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wasched.common import jsontext
-from wasched.common.document import parse_document, render_document
+from wasched.common.document import DocumentError, parse_document, render_document
 from wasched.common.document import typed as document_typed
 from wasched.common.jsontext import Layout, RawNumber
 
@@ -74,3 +75,9 @@ def test_a_document_longer_than_the_layout_head_keeps_its_layout() -> None:
         body = jsontext.dumps({"messages": [{"message": long_text, "id": "a"}]}, layout).encode()
         assert jsontext.loads_bytes(body)[1] == exact(body)[1]
         assert render_document(parse_document(body)) == body
+
+
+@pytest.mark.parametrize(("body", "got"), [(b"null", "null"), (b"7", "int"), (b'"x"', "a string")])
+def test_a_document_that_is_a_single_value_is_no_schedule(body: bytes, got: str) -> None:
+    with pytest.raises(DocumentError, match=f"got {got}"):
+        parse_document(body)

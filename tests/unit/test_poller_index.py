@@ -27,6 +27,8 @@ from wasched.poller.plan import REPEATED, HandOver, Limits, Step, plan
 START = datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
 IDS = ["a", "b", "c", "d", "e"]
 
+ENDS = ["9999-12-31T23:59:59.999Z", "1000-01-01T00:00:00Z"]
+"""The ends of the calendar a stored time may have."""
 offsets = st.integers(min_value=-26 * 60, max_value=3 * 60).map(lambda m: timedelta(minutes=m))
 
 
@@ -39,11 +41,11 @@ raw_messages = st.fixed_dictionaries(
         "id": st.sampled_from([*IDS, *IDS, "", 7]),
         "to": st.sampled_from(["447957189696", "447957189696", "12", ""]),
         "message": st.sampled_from(["hi", "hi", "hello", " "]),
-        "scheduledTime": st.one_of(offsets.map(when), st.just("tomorrow")),
+        "scheduledTime": st.one_of(offsets.map(when), st.sampled_from(["tomorrow", *ENDS])),
         "status": st.sampled_from(["pending", "pending", "pending", "sent", "failed", "Pending"]),
     },
     optional={
-        "expiresAt": offsets.map(when),
+        "expiresAt": st.one_of(offsets.map(when), st.sampled_from(ENDS)),
         "deliveredAt": st.just("2026-12-24T10:00:00.000Z"),
         "contactName": st.just("Zoë"),
         "linkPreview": st.sampled_from([True, 1, 1.0, RawNumber("1.0")]),
@@ -242,3 +244,20 @@ def test_a_message_expiring_at_this_very_instant_is_decided_again_at_the_next_po
     later = START + timedelta(seconds=1)
     again = index.refresh(Document([raw]), {}, handed={}, schedules={}, changed=(), now=later)
     assert [s.action.value for s in again.steps] == ["expire"]
+
+
+def test_times_at_the_ends_of_the_calendar_are_kept_like_any_other() -> None:
+    """A message at 9999-12-31 (or 1000-01-01): its next change must not overflow."""
+    limits = Limits(horizon=timedelta(hours=1), max_lateness=timedelta(days=1))
+    ends = ENDS
+    messages = [
+        {"id": f"m{i}", "to": "447957189696", "message": "hi", "status": "pending"}
+        | {"scheduledTime": at, "expiresAt": at}
+        for i, at in enumerate(ends)
+    ]
+    doc = Document(messages=messages)
+    index = PlanIndex(limits)
+    kept = index.refresh(doc, {}, handed={}, schedules={}, changed=(), now=START)
+    full = plan(doc, {}, handed={}, schedules={}, now=START, limits=limits)
+    assert [view(s) for s in kept.steps] == [view(s) for s in full.steps]
+    assert [s.action.value for s in full.steps] == ["wait", "expire"]

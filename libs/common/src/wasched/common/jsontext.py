@@ -158,7 +158,7 @@ def _scan(data: Any, body: bytes | None) -> tuple[bool, bool]:
     """(exact, typed): exact when there is no float anywhere (orjson and `repr` spell some
     differently; a parsed float may have been written otherwise) and no zero that may have
     been written `-0` in `body`; typed when there is a number or a boolean."""
-    stack = [data]
+    stack = [[data]]
     zero = typed = False
     while stack:
         value = stack.pop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from wasched.common.document import Document, JsonObject
@@ -295,17 +295,27 @@ def next_change(
     if step.action in REPEATED:
         return now
     if step.action is Action.HOLD and entry is not None and entry.state is LedgerState.CLAIMED:
-        return entry.at + limits.claim_stale
+        return _shifted(entry.at, limits.claim_stale, now)
     msg = step.message
     if msg is None:
         return None
     at = msg.scheduled_time
-    starting = [at, at - limits.horizon]  # true from that instant on
+    starting = [at, _shifted(at, -limits.horizon, now)]  # true from that instant on
     after = [msg.expires_at]  # true just after it (`now > expires_at`): due at it
     if limits.max_lateness is not None:
-        after.append(at + limits.max_lateness)
-    ahead = [t for t in starting if t > now] + [t for t in after if t is not None and t >= now]
+        after.append(_shifted(at, limits.max_lateness, now))
+    ahead = [t for t in starting if t is not None and t > now]
+    ahead += [t for t in after if t is not None and t >= now]
     return min(ahead, default=None)
+
+
+def _shifted(moment: datetime, by: timedelta, now: datetime) -> datetime | None:
+    """`moment + by`; past the calendar's end it never comes (None), before its start it
+    has come (`now`)."""
+    try:
+        return moment + by
+    except OverflowError:
+        return None if by > timedelta(0) else now
 
 
 def waiting_since(step: Step) -> datetime | None:
