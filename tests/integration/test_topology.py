@@ -188,11 +188,11 @@ async def test_ids_with_odd_characters_get_valid_keys(js: JetStreamContext) -> N
 async def test_ledger_mirror_follows_the_bucket(js: JetStreamContext) -> None:
     kv, _ = await topology.declare(js)
     await ledger.cancel(kv, "before-start")
-    mirror = LedgerMirror(kv)
+    mirror = LedgerMirror(js)
     await mirror.start()
     try:
         assert mirror.get("before-start").state is LedgerState.CANCELLED
-        assert "before-start" in mirror.take_changed()
+        assert mirror.take_changed() == set()  # the first poll decides on everything anyway
         claim = await ledger.claim(kv, "odd id/1")
         await eventually(lambda: mirror.get("odd id/1"), what="claim in the mirror")
         assert mirror.take_changed() == {"odd id/1"}  # the poll decides on it again

@@ -11,8 +11,12 @@ on (state, time, version, error kind, receipt times), ~0.2 KB with its key; the 
 of an outcome (WhatsApp id, error text, recipient) are read from the ledger when an
 outcome is restored. Entries still in play (`claimed`, `superseded`) are kept whole.
 The ids whose entry changed are collected for the poll (`take_changed`), which decides
-only on those again. The watch is rebuilt every `resync_seconds`, which also heals it
-after a NATS restart.
+only on those again.
+
+The copy is loaded in batches (a pull consumer on the bucket's stream, the last entry of
+each key: memory bounded by a batch, where a KV watch buffers every entry not handed
+over yet), then follows every change after the last one loaded, in order. It is loaded
+again every `resync_seconds`, which also heals it after a NATS restart.
 """
 
 from __future__ import annotations
@@ -24,23 +28,30 @@ import logging
 from collections.abc import Iterable
 
 import orjson
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.kv import KeyValue
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from wasched.common.ledger import LedgerEntry, LedgerState
-from wasched.common.topology import ledger_key, ledger_message_id
+from wasched.common.topology import LEDGER_BUCKET, ledger_key, ledger_message_id
 
 log = logging.getLogger("wasched.ledger")
 
+BATCH = 1000
 KEPT = ("state", "at", "version", "errorKind", "deliveredAt", "readAt")
 """The fields of a final entry the poll decides on."""
 _OPEN = frozenset({LedgerState.CLAIMED.value, LedgerState.SUPERSEDED.value})
 _STATES = frozenset(s.value for s in LedgerState)
+_STREAM = f"KV_{LEDGER_BUCKET}"
+_PREFIX = f"$KV.{LEDGER_BUCKET}."
+_GONE = frozenset({"DEL", "PURGE"})
+_MARKERS = frozenset({"MaxAge", "Purge", "Remove"})
+"""`Nats-Marker-Reason`s of server-placed markers (nats-server 2.11+): the key is gone."""
 
 
 class LedgerMirror:
-    def __init__(self, kv: KeyValue, resync_seconds: float = 300.0) -> None:
-        self._kv = kv
+    def __init__(self, js: JetStreamContext, resync_seconds: float = 300.0) -> None:
+        self._js = js
         self._resync = resync_seconds
         self._entries: dict[str, bytes] = {}
         self._task: asyncio.Task[None] | None = None
@@ -87,56 +98,90 @@ class LedgerMirror:
     async def _run(self) -> None:
         while True:
             try:
-                await self._watch_once()
+                await self._follow()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS away: keep the last copy, try again soon
                 log.warning("ledger watch interrupted (%r); rebuilding", exc)
                 await asyncio.sleep(1.0)
 
-    async def _watch_once(self) -> None:
-        watcher = await self._kv.watchall()
-        fresh: dict[str, bytes] = {}
+    async def _follow(self) -> None:
+        """Load the copy, then apply every change after it, in order, until the resync."""
+        fresh, last = await self._load()
+        if self.loaded_at is not None:  # a first copy changes nothing: the first poll decides all
+            self.changed |= _differences(self._entries, fresh)
+        self._entries = fresh
+        self._revision += 1
         loop = asyncio.get_running_loop()
+        self.loaded_at = loop.time()
+        self._ready.set()
         deadline = loop.time() + self._resync
-        initial = True
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        sub = await self._js.subscribe(
+            f"{_PREFIX}>",
+            stream=_STREAM,
+            cb=queue.put,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1
+            ),
+            inactive_threshold=60.0,
+        )
         try:
-            while loop.time() < deadline:
+            while (left := deadline - loop.time()) > 0:
                 try:
-                    entry = await watcher.updates(timeout=max(0.1, deadline - loop.time()))
-                except (TimeoutError, NatsTimeoutError):
+                    msg = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
                     break
-                if not (entry is None or isinstance(entry, KeyValue.Entry)):
-                    break  # the watcher was stopped
-                if entry is None:  # end of the initial values
-                    if initial:
-                        self.changed |= _differences(self._entries, fresh)
-                        self._entries, initial = fresh, False
-                        self._revision += 1
-                        self.loaded_at = loop.time()
-                        self._ready.set()
-                    continue
-                if initial:
-                    _apply(fresh, entry)
-                elif _apply(self._entries, entry):
-                    self.changed.add(ledger_message_id(entry.key))
+                key = msg.subject.removeprefix(_PREFIX)
+                if _apply(self._entries, key, msg):
+                    self.changed.add(ledger_message_id(key))
                     self._revision += 1
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await sub.unsubscribe()
+
+    async def _load(self) -> tuple[dict[str, bytes], int]:
+        """Every key's last entry, a batch at a time, and the last stream sequence seen (what
+        changed after it comes again, in order, to `_follow`)."""
+        last = 0
+        entries: dict[str, bytes] = {}
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=AckPolicy.NONE,
+            mem_storage=True,
+            inactive_threshold=30.0,
+        )
+        sub = await self._js.pull_subscribe(f"{_PREFIX}>", stream=_STREAM, config=config)
+        try:
+            remaining = (await sub.consumer_info()).num_pending or 0
+            while remaining > 0:
+                batch = await sub.fetch(min(BATCH, remaining), timeout=5)
+                for msg in batch:
+                    _apply(entries, msg.subject.removeprefix(_PREFIX), msg)
+                    last = max(last, msg.metadata.sequence.stream)
+                remaining = batch[-1].metadata.num_pending if batch else 0
+        finally:
+            with contextlib.suppress(Exception):
+                name = (await sub.consumer_info()).name
+                await sub.unsubscribe()
+                await self._js.delete_consumer(_STREAM, name)
+        return entries, last
 
 
-def _apply(entries: dict[str, bytes], entry: KeyValue.Entry) -> bool:
+def _apply(entries: dict[str, bytes], key: str, msg: Msg) -> bool:
     """Keep the entry (compact when final); True when the copy changed."""
-    if entry.operation in ("DEL", "PURGE") or not entry.value:
-        return entries.pop(entry.key, None) is not None
-    value = compact(entry.value)
+    headers = msg.headers or {}
+    gone = headers.get("KV-Operation") in _GONE or headers.get("Nats-Marker-Reason") in _MARKERS
+    if gone or not msg.data:
+        return entries.pop(key, None) is not None
+    value = compact(msg.data)
     if value is None:
-        log.warning("ledger entry %s is unreadable; ignored", entry.key)
+        log.warning("ledger entry %s is unreadable; ignored", key)
         return False
-    if entries.get(entry.key) == value:
+    if entries.get(key) == value:
         return False
-    entries[entry.key] = value
+    entries[key] = value
     return True
 
 
@@ -151,11 +196,16 @@ def compact(value: bytes) -> bytes | None:
     if data["state"] in _OPEN:
         kept = bytes(value)
     else:
-        kept = orjson.dumps({k: data[k] for k in KEPT if data.get(k) is not None})
-    return kept if _parsed(kept) is not None else None
+        small = orjson.dumps({k: data[k] for k in KEPT if data.get(k) is not None})
+        kept = bytes(memoryview(small))  # orjson's bytes keep a 4 KB buffer: copy to size
+    try:
+        LedgerEntry.model_validate_json(kept)
+    except ValueError:
+        return None
+    return kept
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _parsed(value: bytes) -> LedgerEntry | None:
     """Parsed once for entries read again and again (claims in flight, gates)."""
     try:
@@ -165,6 +215,6 @@ def _parsed(value: bytes) -> LedgerEntry | None:
 
 
 def _differences(old: dict[str, bytes], new: dict[str, bytes]) -> set[str]:
-    """The message ids whose entry differs between two copies (after a resync)."""
+    """The message ids whose entry differs between two copies (after a reload)."""
     keys = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
     return {ledger_message_id(k) for k in keys}

@@ -96,7 +96,7 @@ class Poller:
         self._tasks.append(asyncio.create_task(self._renew_loop(lease), name="lease"))
         book = Book(self.broker, js, self.outputs.due, fence)
         await book.rebuild()
-        mirror = LedgerMirror(ledger_kv)
+        mirror = LedgerMirror(js)
         await mirror.start()
         for key in list(book.dispatched):  # gated by a predecessor: hand over again if wanted
             entry = mirror.get(key)
