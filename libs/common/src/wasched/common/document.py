@@ -268,3 +268,18 @@ def _position_after(doc: Document, previous: JsonObject | None) -> int:
 
 
 _ABSENT = object()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as JSON: `==` with the types too (`1 == True == 1.0` for Python, not for a
+    content version or a decision)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    return bool(a == b)

@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import compress, count
 from operator import ne
-from typing import Any, Protocol
+from typing import Protocol
 
-from wasched.common.document import STATUSES, Document, JsonObject
+from wasched.common.document import STATUSES, Document, JsonObject, same
 from wasched.common.ledger import LedgerEntry
 from wasched.common.messages import Status
 from wasched.poller.counts import Counts, Ignored, ignored
@@ -328,18 +328,3 @@ def _quiet(step: Step | None, schedules: Mapping[str, datetime]) -> bool:
         and step.gate is None
         and step.key not in schedules
     )
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as JSON: `==` with the types too (`1 == True == 1.0` for Python, not for a
-    content version or a decision)."""
-    if a is b:
-        return True
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is dict:
-        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
-    if kind is list:
-        return len(a) == len(b) and all(map(same, a, b))
-    return bool(a == b)
