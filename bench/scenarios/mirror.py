@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bench import documents
 from bench.harness import Cell, Stack
@@ -24,23 +25,34 @@ async def wasched_mirror(st: Stack, entries: int, python: str) -> dict[str, floa
         now = datetime.now(UTC)
         small = documents.worst_case(10, "m", now + timedelta(days=2), timedelta(minutes=5))
         st.put(cell.key, documents.render(small))
-        empty = await _ready_rss(st, cell, python)
+        empty, _ = await _ready_rss(st, cell, python)
         await fill_ledger(cell, entries, now)
-        full = await _ready_rss(st, cell, python)
-        return {"empty_rss_mb": empty, "full_rss_mb": full, "mirror_mb": full - empty}
+        full, beat = await _ready_rss(st, cell, python)
+        return {
+            "empty_rss_mb": empty,
+            "full_rss_mb": full,
+            "mirror_mb": full - empty,
+            "entries": beat.get("mirrorEntries"),
+            "stored_mb": beat["mirrorBytes"] / 1e6 if "mirrorBytes" in beat else None,
+        }
 
 
-async def _ready_rss(st: Stack, cell: Cell, python: str) -> float:
-    """RSS of a fresh poller once its first poll is done and it has settled for a second."""
+async def _ready_rss(st: Stack, cell: Cell, python: str) -> tuple[float, dict[str, Any]]:
+    """RSS of a fresh poller once its first poll is done and it has settled for a second,
+    and the heartbeat after that poll (the mirror's own figures)."""
     beats = await cell.heartbeats()
     mark = st.proxy.mark()
-    poller = cell.start("wasched.poller", cell.env(POLL_INTERVAL_SECONDS=3600), python)
+    poller = cell.start(
+        "wasched.poller",
+        cell.env(POLL_INTERVAL_SECONDS=3600, SCHEDULE_HORIZON_SECONDS=7200),
+        python,
+    )
     first = await next_request(st, mark, cell.key, "GET", 200)
-    await beats.after(first.ended)
+    beat = await beats.after(first.ended)
     await asyncio.sleep(1.0)
     rss = rss_mb(poller.pid)
     await cell.stop(poller)
-    return rss
+    return rss, beat.details
 
 
 async def fill_ledger(cell: Cell, count: int, now: datetime) -> None:

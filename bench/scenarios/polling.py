@@ -6,7 +6,9 @@ poller's CPU from one heartbeat to the next over polls S3 answered 304, at
 `POLL_INTERVAL_SECONDS=1`: an upper bound, since the 1 s pause's idle work
 (lease renewal, NATS pulls) is in it too; `idle` is that background alone (CPU
 per second of pause, between a heartbeat and the next GET), so the poll's own
-share is the difference. The baseline is measured the same way, its polls
+share is the difference. The product's own hooks (heartbeat `cycleCpuSeconds`,
+`decided`) give the same figures from inside: the poll's CPU and the steps it
+decided again. The baseline is measured the same way, its polls
 bracketed by its GETs.
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
+from collections.abc import Iterable
 
 from bench import documents
 from bench.harness import Beat, Beats, Cell, Stack
@@ -37,10 +41,18 @@ async def wasched_polls(st: Stack, body: bytes, polls: int) -> dict[str, float |
             last = await beats.after(last.heard)
         window = [r for r in st.proxy.since(mark) if start.heard < r.started < last.heard]
         gets = [r for r in window if r.method == "GET" and r.of(cell.key)]
-        changed_cpu, changed_wall = await _changed_poll(st, cell, beats, body)
+        hit = [
+            b.details
+            for b in beats.history
+            if start.heard < b.heard <= last.heard and b.details.get("etagHit") is True
+        ]
+        changed_cpu, changed_wall, changed_own = await _changed_poll(st, cell, beats, body)
         per_poll = _cpu(last, start) / polls
         idle = _idle(beats.history, gets, start.heard, last.heard)
         result = {
+            "cpu_304_hook": _median(d.get("cycleCpuSeconds") for d in hit),
+            "decided_304": _median(d.get("decided") for d in hit),
+            "cpu_changed_hook": changed_own,
             "cpu_304": per_poll,
             "cpu_304_own": per_poll - idle if idle is not None else None,
             "idle_share": idle,
@@ -89,17 +101,26 @@ def _idle(history: list[Beat], gets: list[Request], since: float, until: float) 
 
 async def _changed_poll(
     st: Stack, cell: Cell, beats: Beats, body: bytes
-) -> tuple[float | None, float | None]:
+) -> tuple[float | None, float | None, float | None]:
     """One message's text changed: CPU from the heartbeat before the GET that brought the
-    new body to the heartbeat after it, and wall time from that GET to that heartbeat."""
+    new body to the heartbeat after that poll, wall time from that GET to that heartbeat,
+    and the poll's own `cycleCpuSeconds` (the product's hook)."""
     await asyncio.to_thread(st.put, cell.key, documents.one_changed(body, 1))
     mark = st.proxy.mark()
     got = await next_request(st, mark, cell.key, "GET", 200)
-    after = await beats.after(got.ended)
+    after = await beats.next_where(
+        lambda b: b.heard > got.ended and b.details.get("etagHit") is False
+    )
     before = beats.before(got.started)
+    own = after.details.get("cycleCpuSeconds")
     if before is None:
-        return None, None
-    return _cpu(after, before), after.heard - got.started
+        return None, None, own
+    return _cpu(after, before), after.heard - got.started, own
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return statistics.median(got) if got else None
 
 
 async def baseline_polls(st: Stack, body: bytes, polls: int) -> dict[str, float | None]:

@@ -34,7 +34,7 @@ async def wasched_writes(
         st.put(cell.key, documents.render(msgs))
         del msgs
         beats = await cell.heartbeats()
-        env = cell.env(POLL_INTERVAL_SECONDS=3600)
+        env = cell.env(POLL_INTERVAL_SECONDS=3600, SCHEDULE_HORIZON_SECONDS=7200)
         mark = st.proxy.mark()
         cell.start("wasched.sender", env, python["sender"])
         poller = cell.start("wasched.poller", env, python["poller"])

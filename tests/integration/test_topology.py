@@ -12,6 +12,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig
 from tests.support.waiting import eventually
 from wasched.common import ledger, topology
 from wasched.common.ledger import LedgerEntry, LedgerState
+from wasched.common.mirror import LedgerMirror
 from wasched.sender.inbound import generated_id
 
 
@@ -187,12 +188,14 @@ async def test_ids_with_odd_characters_get_valid_keys(js: JetStreamContext) -> N
 async def test_ledger_mirror_follows_the_bucket(js: JetStreamContext) -> None:
     kv, _ = await topology.declare(js)
     await ledger.cancel(kv, "before-start")
-    mirror = ledger.LedgerMirror(kv)
+    mirror = LedgerMirror(js)
     await mirror.start()
     try:
         assert mirror.get("before-start").state is LedgerState.CANCELLED
+        assert mirror.take_changed() == set()  # the first poll decides on everything anyway
         claim = await ledger.claim(kv, "odd id/1")
         await eventually(lambda: mirror.get("odd id/1"), what="claim in the mirror")
+        assert mirror.take_changed() == {"odd id/1"}  # the poll decides on it again
         await ledger.settle(kv, "odd id/1", LedgerEntry(state=LedgerState.SENT), claim.revision)
         await eventually(
             lambda: mirror.get("odd id/1").state is LedgerState.SENT, what="settle in the mirror"
@@ -218,7 +221,7 @@ async def test_the_ledger_mirror_finds_a_series_occurrences_by_instant(
     await ledger.cancel(kv, occurrence_id("bins", first))  # before the mirror starts
     await ledger.cancel(kv, occurrence_id("bins@x", first))  # another series, same prefix
     await ledger.cancel(kv, "bins")  # the series' own id is no occurrence
-    mirror = ledger.LedgerMirror(kv)
+    mirror = LedgerMirror(js)
     await mirror.start()
     try:
         assert set(mirror.occurrences("bins")) == {first}
@@ -228,5 +231,20 @@ async def test_the_ledger_mirror_finds_a_series_occurrences_by_instant(
         await eventually(lambda: second not in mirror.occurrences("bins"), what="released")
         assert set(mirror.occurrences("bins@x")) == {first}
         assert mirror.occurrences("nothing") == {}
+    finally:
+        await mirror.stop()
+
+
+async def test_a_rehearsals_mirror_reads_only_the_rehearsal_ledger(js: JetStreamContext) -> None:
+    """A dry run over a schedule it does not own decides on what it rehearsed, never on what
+    the real run sent (nor the reverse)."""
+    real, _ = await topology.declare(js)
+    rehearsal, _ = await topology.declare(js, lane=topology.REHEARSAL)
+    await ledger.cancel(real, "sent-for-real")
+    await ledger.cancel(rehearsal, "rehearsed")
+    mirror = LedgerMirror(js, bucket=topology.REHEARSAL.ledger_bucket)
+    await mirror.start()
+    try:
+        assert mirror.view(["sent-for-real", "rehearsed"]).keys() == {"rehearsed"}
     finally:
         await mirror.stop()

@@ -126,7 +126,9 @@ def _results() -> dict:
     side = {k: s for k in ("stored_per_s", "seconds", "stored", "finished", "sent_per_s",
                            "writes", "outcomes_per_write", "peak_rss_mb")}  # fmt: skip
     poll = {k: s for k in ("cpu_304_own", "idle_share", "cpu_changed", "wall_changed",
-                           "peak_rss_mb", "requests_per_poll", "bytes_per_poll")}  # fmt: skip
+                           "peak_rss_mb", "requests_per_poll", "bytes_per_poll",
+                           "cpu_changed_hook", "decided_304")}  # fmt: skip
+    poll["cpu_304_hook"] = Spread(0.004, 0.003, 0.005, 3)
     base = {k: Spread(9.0, 8.0, 10.0, 3) for k in ("cpu_poll", "wall_poll", "peak_rss_mb",
                                                     "requests_per_poll", "bytes_per_poll")}  # fmt: skip
     row = {"label": "worst case 100k", "mb": 42.0, "wasched": poll, "baseline": base}
@@ -169,6 +171,10 @@ def test_results_page_states_what_was_measured_and_every_target_row():
         in text
     )
     assert "| 10,000 due at once, end to end, msg/s | 1 (0–2) | 1 (0–2) |" in text
+    assert (  # the poller's own figure (heartbeat cycleCpuSeconds)
+        "| poll when S3 answers 304: poller CPU s | 0.004 (0.003–0.005) | 9.000 (8.000–10.000) "
+        "| 0.8 s | ≤ 0.020 | yes |" in text
+    )
     assert "| | | baseline | 9.000 (8.000–10.000)" in text
     assert "simulated" in text and "real" in text
     assert "--quick" not in text

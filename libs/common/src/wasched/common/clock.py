@@ -21,9 +21,11 @@ def parse_utc(value: object) -> datetime:
     return _parse(value.strip())
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> datetime:
-    """Cached: every poll re-reads the same times (datetimes are immutable)."""
+    """Cached (datetimes are immutable) for times read again and again, e.g. by fire checks;
+    small, because the poller decides on a message again only when it changed or its time
+    came (`poller.index`)."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

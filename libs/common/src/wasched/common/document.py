@@ -62,6 +62,9 @@ class Document:
     messages: list[JsonObject]
     extra: JsonObject = field(default_factory=dict)
     layout: Layout = field(default_factory=Layout)
+    typed: bool = True
+    """False only when known to hold no number and no boolean: then `==` between its
+    messages and another such document's is exact (no `1 == True`)."""
 
     def keyed(self) -> Iterator[tuple[str | None, JsonObject]]:
         """Each message with its key: the id, or `id#n` for a repeat of an id (n chosen so
@@ -83,15 +86,24 @@ class Document:
     def by_key(self) -> dict[str, JsonObject]:
         return {key: raw for key, raw in self.keyed() if key is not None}
 
+    def positions(self) -> dict[str, int]:
+        """Each key's index in `messages`."""
+        return {key: i for i, (key, _) in enumerate(self.keyed()) if key is not None}
+
+    def working_copy(self) -> Document:
+        """A copy to change with `apply_patches`, `append_message` and `reapply`, which
+        replace changed messages instead of changing them in place: unchanged messages are
+        shared, so a write into a 100k-message schedule copies no message it does not touch."""
+        return Document(list(self.messages), dict(self.extra), self.layout, self.typed)
+
 
 def parse_document(body: bytes) -> Document:
     """Read the stored bytes. An empty body is not a schedule: it is a broken or unfinished
     write, and treating it as "no messages" would withdraw every message at once."""
-    if not body.strip():
+    if not body or body.isspace():
         raise DocumentError(f"schedule is empty ({len(body)} bytes); it is not a schedule")
     try:
-        text = body.decode("utf-8")
-        data = jsontext.loads(text.removeprefix("\ufeff"))
+        data, layout, typed = jsontext.loads_bytes(body)
     except UnicodeDecodeError as exc:
         raise DocumentError(
             f"schedule is not UTF-8 text: {exc.reason} at byte {exc.start}"
@@ -117,13 +129,13 @@ def parse_document(body: bytes) -> Document:
         if not isinstance(item, dict):
             raise DocumentError(f"messages[{index}] must be an object, got {_kind(item)}")
     extra = {k: v for k, v in data.items() if k != "messages"}
-    return Document(messages=messages, extra=extra, layout=jsontext.detect(text))
+    return Document(messages=messages, extra=extra, layout=layout, typed=typed)
 
 
 def render_document(doc: Document) -> bytes:
     """Strict JSON in the document's own layout, every value as it was read."""
     data = {"messages": doc.messages, **doc.extra}
-    return jsontext.dumps(data, doc.layout).encode()
+    return jsontext.dumps_bytes(data, doc.layout)
 
 
 @dataclass(slots=True)
@@ -139,29 +151,41 @@ class PatchResult:
 
 
 def apply_patches(doc: Document, patches: Iterable[Patch]) -> PatchResult:
-    """Apply in place by key. Keys the document no longer holds are reported, not an error;
-    `skipped` are patches whose `only_if_status` guard did not hold."""
-    index = doc.by_key()
+    """Apply by key. Keys the document no longer holds are reported, not an error;
+    `skipped` are patches whose `only_if_status` guard did not hold. A changed message is
+    replaced by a changed copy, never changed in place: the store's cached document shares
+    its message dicts with the working copy a write changes."""
+    positions = doc.positions()
     result = PatchResult()
     for patch in patches:
-        raw = index.get(patch.key)
-        if raw is None:
+        at = positions.get(patch.key)
+        if at is None:
             result.missing.append(patch.key)
             continue
+        raw = doc.messages[at]
         if patch.only_if_status is not None and raw.get("status") not in patch.only_if_status:
             result.skipped.append(patch.key)
             continue
-        changed = False
-        for name, value in patch.fields.items():
-            if name not in raw or raw[name] != value:
-                raw[name] = value
-                changed = True
-        (result.changed if changed else result.unchanged).append(patch.key)
+        changes = {n: v for n, v in patch.fields.items() if n not in raw or raw[n] != v}
+        if changes:
+            doc.messages[at] = {**raw, **changes}
+            doc.typed = doc.typed or typed(changes)
+        (result.changed if changes else result.unchanged).append(patch.key)
     return result
 
 
 def append_message(doc: Document, message: JsonObject) -> None:
     doc.messages.append(message)
+    doc.typed = doc.typed or typed(message)
+
+
+def typed(value: object) -> bool:
+    """Holds a number or a boolean (`Document.typed`)."""
+    if isinstance(value, dict):
+        return any(typed(v) for v in value.values())
+    if isinstance(value, list):
+        return any(typed(v) for v in value)
+    return not (value is None or isinstance(value, str))
 
 
 def _kind(value: object) -> str:
@@ -179,9 +203,16 @@ def reapply(base: Document, theirs: Document, head: Document) -> bool:
     (`OWNED_FIELDS`) that we changed too keep our value (the ledger backs ours). Top-level
     fields likewise. True when `head` changed.
     """
+    head.typed = head.typed or theirs.typed
     changed = _merge_fields(base.extra, theirs.extra, head.extra, owned=frozenset())
     old, new = base.by_key(), theirs.by_key()
     index = head.by_key()
+    for key in old.keys() & new.keys() & index.keys():  # field changes, on copies
+        merged = dict(index[key])
+        if _merge_fields(old[key], new[key], merged, owned=OWNED_FIELDS):
+            _replace(head, index[key], merged)
+            index[key] = merged
+            changed = True
     for key in old.keys() - new.keys():
         if key in index:
             head.messages.remove(index.pop(key))  # identity: equal copies elsewhere stay
@@ -195,8 +226,6 @@ def reapply(base: Document, theirs: Document, head: Document) -> bool:
             head.messages.insert(position, dict(raw))
             index[key] = head.messages[position]
             changed = True
-        elif key in old and key in index:
-            changed |= _merge_fields(old[key], raw, index[key], owned=OWNED_FIELDS)
         if key in index:
             after = key
     return changed
@@ -227,6 +256,13 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _replace(doc: Document, raw: JsonObject, by: JsonObject) -> None:
+    for position, item in enumerate(doc.messages):
+        if item is raw:
+            doc.messages[position] = by
+            return
+
+
 def _position_after(doc: Document, previous: JsonObject | None) -> int:
     if previous is None:
         return 0
@@ -237,3 +273,18 @@ def _position_after(doc: Document, previous: JsonObject | None) -> int:
 
 
 _ABSENT = object()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as JSON: `==` with the types too (`1 == True == 1.0` for Python, not for a
+    content version or a decision)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    return bool(a == b)

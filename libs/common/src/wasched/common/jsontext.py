@@ -6,6 +6,11 @@ stay small. Reading keeps every number that a float would print differently as a
 `RawNumber` holding its original text; writing puts that text back, and lays the
 document out the way it was read (indentation, separators, trailing newline). The
 output is always strict JSON: no `NaN` or `Infinity`, lone surrogates escaped.
+
+Bytes have a fast path (`loads_bytes`, `dumps_bytes`, orjson: no decoded copy of the
+text, which one emoji makes 4 bytes a character): taken only where it gives exactly
+what the exact path gives (no float, no `-0`, a layout orjson writes), else the exact
+path runs. tests/unit/test_jsontext_fast.py compares both on random documents.
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _OPENING = re.compile(r"\{(\r?\n)([ \t]*)")
+_MINUS_ZERO = re.compile(rb"-0(?![0-9.eE])")
+_BOM = b"\xef\xbb\xbf"
+_HEAD = 65_536
+"""Bytes of a document's start that say its layout (the first separators are early)."""
 
 
 class RawNumber:
@@ -93,18 +104,114 @@ def dumps(data: Any, layout: Layout) -> str:
     return ("\ufeff" if layout.bom else "") + text + layout.end
 
 
+def loads_bytes(body: bytes) -> tuple[Any, Layout, bool]:
+    """Parse stored bytes (UTF-8, optional BOM) and detect their layout. orjson where its
+    result is exact; otherwise (a float, `-0`, a big integer, a lone surrogate, an error)
+    the exact path, which also words the errors. The third value is False when the data
+    holds no number and no boolean (then `==` between two such values is exact: no `1 ==
+    True == 1.0`); the exact path does not look and says True."""
+    bom = body.startswith(_BOM)
+    view = memoryview(body)[3:] if bom else body
+    try:
+        data = orjson.loads(view)
+    except orjson.JSONDecodeError:
+        data = None
+    else:
+        exact, typed = _scan(data, body)
+        if exact:
+            layout = _detect_bytes(body, bom)
+            if layout is not None:
+                return data, layout, typed
+    text = body.decode("utf-8")
+    return loads(text.removeprefix("\ufeff")), detect(text), True
+
+
+def dumps_bytes(data: Any, layout: Layout) -> bytes:
+    """`dumps(data, layout)` as UTF-8, through orjson where that gives the same bytes."""
+    option = _orjson_option(layout)
+    if option is not None and _scan(data, None)[0]:
+        try:
+            out = orjson.dumps(data, default=_fragment, option=option)
+        except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits
+            pass
+        else:
+            return (_BOM if layout.bom else b"") + out + layout.end.encode()
+    return dumps(data, layout).encode()
+
+
+def _orjson_option(layout: Layout) -> int | None:
+    """The orjson option that writes `layout`, or None (then the exact path writes it)."""
+    if layout.indent == "  " and layout.newline == "\n" and layout.key_separator == ": ":
+        return orjson.OPT_INDENT_2 if layout.item_separator == "," else None
+    if layout.indent is None and (layout.item_separator, layout.key_separator) == (",", ":"):
+        return 0
+    return None
+
+
+def _fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, RawNumber):
+        return orjson.Fragment(value.text.encode())
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _scan(data: Any, body: bytes | None) -> tuple[bool, bool]:
+    """(exact, typed): exact when there is no float anywhere (orjson and `repr` spell some
+    differently; a parsed float may have been written otherwise) and no zero that may have
+    been written `-0` in `body`; typed when there is a number or a boolean."""
+    stack = [[data]]
+    zero = typed = False
+    while stack:
+        value = stack.pop()
+        for item in value.values() if type(value) is dict else value:
+            kind = type(item)
+            if kind is str or item is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append(item)
+                continue
+            typed = True
+            if kind is int:
+                zero = zero or item == 0
+            elif kind is not bool:
+                return False, True
+    return not (zero and body is not None and _MINUS_ZERO.search(body)), typed
+
+
+def _detect_bytes(body: bytes, bom: bool) -> Layout | None:
+    """The layout from the document's first and last bytes (None: not within them)."""
+    start = 3 if bom else 0
+    head = body[start : start + _HEAD].decode("utf-8", "ignore")
+    tail = body[-256:]
+    end = tail[len(tail.rstrip()) :]
+    if len(end) == len(tail) and len(body) > len(tail):
+        return None
+    whole = len(body) - start <= _HEAD
+    return _layout(head.rstrip(), end.decode(), bom, complete=whole)
+
+
 def detect(text: str) -> Layout:
     """The layout of a document's text (what `JSON.stringify(data, null, indent)` made)."""
     bom = text.startswith("\ufeff")
     body = text.removeprefix("\ufeff")
     stripped = body.rstrip()
-    end = body[len(stripped) :]
+    layout = _layout(stripped, body[len(stripped) :], bom, complete=True)
+    assert layout is not None
+    return layout
+
+
+def _layout(stripped: str, end: str, bom: bool, *, complete: bool) -> Layout | None:
+    """`stripped`: the text without its trailing whitespace, or (not `complete`) its start;
+    None when that start is too short to tell."""
     opening = _OPENING.match(stripped.lstrip())
     if opening:
-        key = _separator(stripped, ":") or " "
-        return Layout(opening[2], ",", ":" + key, opening[1], end, bom)
-    item = _separator(stripped, ",")
-    key = _separator(stripped, ":")
+        key = _separator(stripped, ":", complete)
+        if key is None and not complete:
+            return None
+        return Layout(opening[2], ",", ":" + (key or " "), opening[1], end, bom)
+    item = _separator(stripped, ",", complete)
+    key = _separator(stripped, ":", complete)
+    if (item is None or key is None) and not complete:
+        return None
     return Layout(
         None,
         "," + (item if item is not None else " "),
@@ -115,8 +222,9 @@ def detect(text: str) -> Layout:
     )
 
 
-def _separator(text: str, mark: str) -> str | None:
-    """The whitespace after the first `mark` outside a string (None: there is none)."""
+def _separator(text: str, mark: str, complete: bool = True) -> str | None:
+    """The whitespace after the first `mark` outside a string (None: there is none, or
+    `text` is only the start of the document and ends in that whitespace)."""
     in_string = escaped = False
     for index, char in enumerate(text):
         if in_string:
@@ -130,7 +238,10 @@ def _separator(text: str, mark: str) -> str | None:
             in_string = True
         elif char == mark:
             rest = text[index + 1 :]
-            return rest[: len(rest) - len(rest.lstrip(" "))]
+            after = rest.lstrip(" ")
+            if not after and not complete:
+                return None
+            return rest[: len(rest) - len(after)]
     return None
 
 

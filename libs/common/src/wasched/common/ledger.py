@@ -14,15 +14,10 @@ reopened the same way when the user corrects the message.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import (
     APIError,
     KeyDeletedError,
@@ -35,7 +30,6 @@ from pydantic import AwareDatetime, Field
 from wasched.common.clock import utcnow
 from wasched.common.events import Event, Outcome
 from wasched.common.messages import ErrorKind, Status
-from wasched.common.recurrence import parse_occurrence_id
 from wasched.common.topology import ledger_key
 
 log = logging.getLogger("wasched.ledger")
@@ -299,121 +293,3 @@ async def uncancel(kv: KeyValue, message_id: str) -> bool:
     if existing is None or existing[0].state is not LedgerState.CANCELLED:
         return existing is None
     return await _delete_if_unchanged(kv, message_id, existing[1])
-
-
-class LedgerMirror:
-    """A live in-memory copy of the ledger, fed by a KV watch.
-
-    A poll of 100k pending messages must not cost 100k KV reads. The copy may
-    lag by milliseconds, so it serves only decisions that tolerate that (the
-    periodic poll: the sender's claim still guards every send); paths that need
-    the latest entry (an outcome to vouch for, a fired schedule) use `read`.
-    The watch is rebuilt every `resync_seconds`, which also heals it after a
-    NATS restart.
-    """
-
-    def __init__(self, kv: KeyValue, resync_seconds: float = 300.0) -> None:
-        self._kv = kv
-        self._resync = resync_seconds
-        self._entries: _Entries = _Entries()
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self.loaded_at: float | None = None
-
-    def get(self, message_id: str) -> LedgerEntry | None:
-        return self._entries.get(ledger_key(message_id))
-
-    def view(self, message_ids: Iterable[str]) -> dict[str, LedgerEntry]:
-        return {i: e for i in message_ids if (e := self.get(i)) is not None}
-
-    def occurrences(self, series_id: str) -> dict[datetime, LedgerEntry]:
-        """The entries of a repeating message's occurrences, by occurrence instant (a copy)."""
-        return dict(self._entries.series.get(series_id, {}))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    async def start(self, timeout: float = 60.0) -> None:
-        self._task = asyncio.create_task(self._run(), name="ledger-mirror")
-        await asyncio.wait_for(self._ready.wait(), timeout)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._watch_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS away: keep the last copy, try again soon
-                log.warning("ledger watch interrupted (%r); rebuilding", exc)
-                await asyncio.sleep(1.0)
-
-    async def _watch_once(self) -> None:
-        watcher = await self._kv.watchall()
-        fresh = _Entries()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._resync
-        initial = True
-        try:
-            while loop.time() < deadline:
-                try:
-                    entry = await watcher.updates(timeout=max(0.1, deadline - loop.time()))
-                except (TimeoutError, NatsTimeoutError):
-                    break
-                if not (entry is None or isinstance(entry, KeyValue.Entry)):
-                    break  # the watcher was stopped
-                if entry is None:  # end of the initial values
-                    if initial:
-                        self._entries, initial = fresh, False
-                        self.loaded_at = loop.time()
-                        self._ready.set()
-                    continue
-                target = fresh if initial else self._entries
-                _apply(target, entry)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
-
-
-class _Entries(dict[str, LedgerEntry]):
-    """Entries by ledger key; those of series' occurrences also by series id and instant, so
-    a poll finds a series' occurrences without scanning every key."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.series: dict[str, dict[datetime, LedgerEntry]] = {}
-
-    def put(self, key: str, entry: LedgerEntry) -> None:
-        self[key] = entry
-        if (found := _occurrence(key)) is not None:
-            self.series.setdefault(found[0], {})[found[1]] = entry
-
-    def drop(self, key: str) -> None:
-        if self.pop(key, None) is not None and (found := _occurrence(key)) is not None:
-            self.series.get(found[0], {}).pop(found[1], None)
-
-
-def _occurrence(key: str) -> tuple[str, datetime] | None:
-    """(series id, instant) of an occurrence's ledger key (always hex: `@` is not a key
-    character), else None."""
-    if not key.startswith("h."):
-        return None
-    try:
-        return parse_occurrence_id(bytes.fromhex(key[2:]).decode())
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _apply(entries: _Entries, entry: KeyValue.Entry) -> None:
-    if entry.operation in ("DEL", "PURGE") or not entry.value:
-        entries.drop(entry.key)
-        return
-    try:
-        entries.put(entry.key, LedgerEntry.model_validate_json(entry.value))
-    except ValueError:
-        log.warning("ledger entry %s is unreadable; ignored", entry.key)

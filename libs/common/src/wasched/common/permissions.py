@@ -92,17 +92,22 @@ class Kv(Flag):
     CREATE = auto()
     CONFIGURE = auto()
     """Change the bucket's limits (its max age or size follows a setting)."""
+    SCAN = auto()
+    """Load every key in batches (a pull consumer: the poller's ledger mirror)."""
     OWN = READ | WRITE | WATCH | CREATE | CONFIGURE
 
 
 KV: Mapping[str, Mapping[str, Kv]] = {
-    t.LEDGER_BUCKET: {POLLER: Kv.OWN, SENDER: Kv.READ | Kv.WRITE | Kv.WATCH},
+    t.LEDGER_BUCKET: {POLLER: Kv.OWN | Kv.SCAN, SENDER: Kv.READ | Kv.WRITE | Kv.WATCH},
     t.LEASE_BUCKET: {POLLER: Kv.OWN},
     t.WA_ID_BUCKET: {SENDER: Kv.OWN},
     t.SENDERS_BUCKET: {SENDER: Kv.OWN},  # each sender's liveness key; others' are read
     t.ACCOUNT_BUCKET: {SENDER: Kv.OWN},  # the account's pace, the "replaced" mark
     t.LOOKUP_BUCKET: {SENDER: Kv.OWN},  # number lookups, cached
-    t.REHEARSAL.ledger_bucket: {POLLER: Kv.OWN, SENDER: Kv.READ | Kv.WRITE | Kv.WATCH | Kv.CREATE},
+    t.REHEARSAL.ledger_bucket: {
+        POLLER: Kv.OWN | Kv.SCAN,
+        SENDER: Kv.READ | Kv.WRITE | Kv.WATCH | Kv.CREATE,
+    },
     t.REHEARSAL.account_bucket: {SENDER: Kv.OWN},
     t.REHEARSAL.lookup_bucket: {SENDER: Kv.OWN},
 }
@@ -187,6 +192,8 @@ def _buckets(role: str) -> list[str]:
                 _api("CONSUMER.DELETE", stream, "*"),
                 f"$JS.FC.{stream}.>",
             ]
+        if access & Kv.SCAN:
+            granted.append(_api("CONSUMER.MSG.NEXT", stream, "*"))
         if access & Kv.CREATE:
             granted.append(_api("STREAM.CREATE", stream))
         if access & Kv.CONFIGURE:

@@ -42,10 +42,13 @@ def parse_recipient(to: object) -> Recipient:
     return _parse(to.strip())
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> Recipient:
     """Cached: a schedule names the same contacts again and again, and phonenumbers'
-    parsing costs ~40 µs a number (4 s for a 100k-message poll without it).
+    parsing costs ~30 µs a number. Small on purpose: the poller decides on a message
+    again only when it changed or its time came (`index.PlanIndex`), so a big cache
+    would only hold memory (a 65k-entry one: ~20 MB, and 100k distinct numbers thrashed it
+    on every poll).
 
     Only the number's length is checked (`is_possible_number`), not its range: range
     metadata lags real allocations, and WhatsApp's `is_on_whatsapp` is the authority.

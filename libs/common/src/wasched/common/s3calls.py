@@ -67,6 +67,7 @@ class StoreStats:
     bytes_downloaded: int = 0
     not_modified: int = 0
     writes: int = 0
+    bytes_written: int = 0
     conflicts: int = 0
     repairs: int = 0
     """Other writers' versions that a blind PUT overwrote and whose changes were put back."""

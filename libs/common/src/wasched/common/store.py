@@ -10,7 +10,9 @@ a fresh read, the object is read again (conditionally) right before the PUT, and
 the bucket keeps object versions, a version another writer saved between our read and
 our PUT is found afterwards and its changes re-applied (`document.reapply`).
 Parsing, changing and rendering run in a thread: a 100k-message document must not
-stall the caller's event loop.
+stall the caller's event loop. Only the parsed document is kept, not its bytes: a write
+changes a working copy of it (`Document.working_copy`: changed messages are replaced, not
+changed in place, so the cached copy that readers share stays as it was read).
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ class DocumentMissing(DocumentError):
 
 
 Mutation = Callable[[Document], bool]
-"""Changes the document in place and says whether anything changed (idempotent)."""
+"""Changes the document and says whether anything changed (idempotent). It may add, remove
+and replace messages, but must not change a message dict in place (`apply_patches`,
+`append_message` and `reapply` replace what they change): unchanged dicts are shared."""
 Guard = Callable[[], Awaitable[None]]
 """Called right before every PUT; raises to stop it (the poller's lease fence)."""
 
@@ -92,7 +96,7 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class _Repair:
-    base: bytes
+    base: Document
     theirs: bytes
 
 
@@ -107,7 +111,6 @@ class ScheduleStore:
         self.stats = StoreStats()
         self._s3 = S3Calls(client, bucket, self.stats)
         self._etag: str | None = None
-        self._body: bytes | None = None
         self._doc: Document | None = None
         self._version_id: str | None = None
         self._encoding: str | None = None
@@ -143,8 +146,8 @@ class ScheduleStore:
         """
         written: Snapshot | None = None
         for _ in range(MAX_WRITE_ATTEMPTS):
-            snap, base = await self._fresh(create)
-            doc = await asyncio.to_thread(_working_copy, base)
+            snap = await self._fresh(create)
+            doc = snap.doc.working_copy()
             repairs = list(self._repairs)
             repaired = await asyncio.to_thread(_reapply_all, repairs, doc)
             if not await asyncio.to_thread(mutate, doc) and not repaired:
@@ -156,7 +159,7 @@ class ScheduleStore:
                 continue
             written = result
             self._repairs = [r for r in self._repairs if r not in repairs]
-            if not await self._overwritten(snap, result, base):
+            if not await self._overwritten(snap, result):
                 return written
         raise StoreConflict(f"gave up after {MAX_WRITE_ATTEMPTS} conflicting writes")
 
@@ -196,32 +199,30 @@ class ScheduleStore:
             assert self._doc is not None
             return Snapshot(self._doc, self._etag, False, True, self._version_id)
         except Missing:
-            self._etag = self._body = self._doc = self._version_id = None
+            self._etag = self._doc = self._version_id = None
             raise DocumentMissing(f"{self.where} does not exist") from None
         raw = await self._s3.body(response)
-        body = await asyncio.to_thread(decoded, raw, response.get("ContentEncoding"))
-        doc = await asyncio.to_thread(parse_document, body)  # the cache keeps the last good copy
-        self._etag, self._body, self._doc = response.get("ETag"), body, doc
+        doc = await asyncio.to_thread(_parsed, raw, response.get("ContentEncoding"))
+        del raw  # the cache keeps the last good copy, parsed; not its bytes
+        self._etag, self._doc = response.get("ETag"), doc
         self._version_id = response.get("VersionId")
         self._encoding = response.get("ContentEncoding")
         return Snapshot(doc, self._etag, True, True, self._version_id)
 
-    async def _fresh(self, create: bool) -> tuple[Snapshot, bytes | None]:
-        """A current read and the body it was parsed from (None: no object, `create` only)."""
+    async def _fresh(self, create: bool) -> Snapshot:
+        """A current read (an empty document that does not exist: no object, `create` only)."""
         try:
-            snap = await self._read()
+            return await self._read()
         except DocumentMissing:
             if not create:
                 raise
-            return Snapshot(Document(messages=[]), None, True, exists=False), None
-        return snap, self._body
+            return Snapshot(Document(messages=[]), None, True, exists=False)
 
     # -- writing -------------------------------------------------------------------------------
 
     async def _write(self, doc: Document, read: Snapshot) -> Snapshot | None:
         """PUT `doc` unless the object changed since `read` (None: it did, start over)."""
-        body = await asyncio.to_thread(render_document, doc)
-        payload = await asyncio.to_thread(encoded, body, self._encoding if read.exists else None)
+        payload = await asyncio.to_thread(_rendered, doc, self._encoding if read.exists else None)
         kwargs: dict[str, Any] = {
             "Key": self.key,
             "Body": payload,
@@ -248,7 +249,8 @@ class ScheduleStore:
             self.versioning = await storeprobe.keeps_versions(self._s3)
             return None
         self.stats.writes += 1
-        self._etag, self._body, self._doc = response.get("ETag"), body, doc
+        self.stats.bytes_written += len(payload)
+        self._etag, self._doc = response.get("ETag"), doc
         self._version_id = response.get("VersionId")
         return Snapshot(doc, self._etag, True, True, self._version_id)
 
@@ -260,12 +262,12 @@ class ScheduleStore:
             return not read.exists
         return read.exists and not again.changed
 
-    async def _overwritten(self, read: Snapshot, ours: Snapshot, base: bytes | None) -> bool:
+    async def _overwritten(self, read: Snapshot, ours: Snapshot) -> bool:
         """Merge mode with versions: did our PUT bury a version written after our read?
 
         If so, its changes are queued for re-application (True: the caller writes again).
         """
-        if self.conditional_writes or not self.versioning or base is None:
+        if self.conditional_writes or not self.versioning or not read.exists:
             return False
         if read.version_id is None or ours.version_id is None:
             return False
@@ -273,7 +275,7 @@ class ScheduleStore:
         if not between:
             return False
         theirs = await self._version_body(between[0])
-        self._repairs.append(_Repair(base, theirs))
+        self._repairs.append(_Repair(read.doc, theirs))
         self.stats.repairs += len(between)
         log.warning(
             "another writer saved %s between our read and our write; re-applied their changes",
@@ -296,16 +298,18 @@ class ScheduleStore:
         return await asyncio.to_thread(decoded, raw, response.get("ContentEncoding"))
 
 
-def _working_copy(body: bytes | None) -> Document:
-    """A private copy to change (the cached document is shared with readers)."""
-    return parse_document(body) if body is not None else Document(messages=[])
+def _parsed(raw: bytes, encoding: str | None) -> Document:
+    return parse_document(decoded(raw, encoding))
+
+
+def _rendered(doc: Document, encoding: str | None) -> bytes:
+    return encoded(render_document(doc), encoding)
 
 
 def _reapply_all(repairs: list[_Repair], doc: Document) -> bool:
     changed = False
     for repair in repairs:
-        base, theirs = parse_document(repair.base), parse_document(repair.theirs)
-        changed |= reapply(base, theirs, doc)
+        changed |= reapply(repair.base, parse_document(repair.theirs), doc)
     return changed
 
 

@@ -198,6 +198,13 @@ def ledger_key(message_id: str) -> str:
     return "h." + message_id.encode().hex()
 
 
+def ledger_message_id(key: str) -> str:
+    """The message id of a ledger key (`ledger_key` undone)."""
+    if key.startswith("h."):
+        return bytes.fromhex(key[2:]).decode()
+    return key
+
+
 def msg_id_header(kind: str, message_id: str) -> dict[str, str]:
     return {"Nats-Msg-Id": f"{kind}:{message_id}"}
 

@@ -55,6 +55,8 @@ class Book:
         self.broker, self.js, self._due, self.fence, self.lane = broker, js, due, fence, lane
         self.schedules: dict[str, datetime] = {}
         self.dispatched: dict[str, Handed] = {}
+        self.changed: set[str] = set()
+        """Ids whose schedule or hand-over changed since the poll last took them."""
 
     def handed(self) -> dict[str, HandOver]:
         """A copy for the plan (which runs in a thread while outcomes change the book)."""
@@ -63,9 +65,15 @@ class Book:
     def handed_one(self, message_id: str) -> HandOver | None:
         return self.dispatched.get(message_id)
 
+    def take_changed(self) -> set[str]:
+        """The ids changed since the last call (the poll decides on them again)."""
+        changed, self.changed = self.changed, set()
+        return changed
+
     async def rebuild(self) -> None:
         self.schedules = await self._scan_schedules()
         self.dispatched = await self._scan_dispatched()
+        self.changed |= self.schedules.keys() | self.dispatched.keys()
         log.info(
             "found %d schedules and %d dispatched ids in NATS",
             len(self.schedules),
@@ -85,6 +93,7 @@ class Book:
             self._due.publish(due.to_json(), headers=headers, timeout=PUBLISH_TIMEOUT)
         )
         self.dispatched[due.id] = Handed(due.version, False, ack.seq, (*versions, due.version))
+        self.changed.add(due.id)
         if due.id in self.schedules:
             await self.unschedule(due.id)
         return not ack.duplicate
@@ -94,6 +103,7 @@ class Book:
         found = self.dispatched.get(message_id)
         if found is not None and not found.regated:
             self.dispatched[message_id] = Handed(found.version, True, found.seq, found.versions)
+            self.changed.add(message_id)
 
     async def schedule(self, due: DueMessage, at: datetime) -> None:
         """Create or replace the one schedule of this id (republishing replaces it)."""
@@ -108,20 +118,24 @@ class Book:
             )
         )
         self.schedules[due.id] = at
+        self.changed.add(due.id)
 
     async def unschedule(self, message_id: str) -> None:
         self.fence.check()
         await self.js.purge_stream(topology.STREAM, subject=self.lane.schedule_subject(message_id))
         self.schedules.pop(message_id, None)
+        self.changed.add(message_id)
 
     def fired(self, message_id: str, at: datetime) -> None:
         """NATS removes a schedule once it fired; forget it unless it was replaced since."""
         if self.schedules.get(message_id) == at:
             del self.schedules[message_id]
+            self.changed.add(message_id)
 
     def forget(self, message_id: str) -> None:
         """The id is settled (or cancelled): it needs no more tracking."""
-        self.dispatched.pop(message_id, None)
+        if self.dispatched.pop(message_id, None) is not None:
+            self.changed.add(message_id)
 
     async def handed_over(self, message_id: str, version: str | None) -> DueMessage | None:
         """The hand-over of this version, read back from the stream (None: not known)."""

@@ -9,6 +9,7 @@ occurrence goes out if it is still one and still due, and the next ones are sche
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -64,7 +65,7 @@ class FireChecks:
                 "cannot check %d fired message(s) against the schedule: %s", len(fired), exc
             )
             raise RetryLater(str(exc)) from exc
-        index = snap.doc.by_key()
+        index = await asyncio.to_thread(snap.doc.by_key)  # 100k keys: not on the event loop
         series: dict[str, set[datetime]] = {}
         for item in fired:
             if (target := series_target(item.id, index)) is not None:

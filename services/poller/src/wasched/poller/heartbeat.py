@@ -34,6 +34,18 @@ class PollerState:
     store_reachable: bool = True
     etag_hit: bool = False
     cycle_seconds: float = 0.0
+    cycle_cpu_seconds: float = 0.0
+    """The process's CPU time over the last poll (all threads; lease renewals and writes
+    that ran meanwhile included)."""
+    decided: int = 0
+    """Steps decided again at the last poll (the rest of the plan was kept)."""
+    mirror_entries: int = 0
+    mirror_bytes: int = 0
+    writes: int = 0
+    last_write_events: int = 0
+    last_write_seconds: float = 0.0
+    """The last document write: outcomes and receipts in it, and its wall time (read,
+    change, render and upload)."""
     last_success_at: datetime | None = None
     last_error: str | None = None
     document_problem: str | None = None
@@ -75,6 +87,13 @@ def details(state: PollerState, s3_errors: dict[str, int], repairs: int = 0) -> 
         "editsRepaired": repairs,
         "etagHit": state.etag_hit,
         "cycleSeconds": round(state.cycle_seconds, 3),
+        "cycleCpuSeconds": round(state.cycle_cpu_seconds, 6),
+        "decided": state.decided,
+        "mirrorEntries": state.mirror_entries,
+        "mirrorBytes": state.mirror_bytes,
+        "documentWrites": state.writes,
+        "lastWriteEvents": state.last_write_events,
+        "lastWriteSeconds": round(state.last_write_seconds, 3),
         "lastSuccessAt": format_utc(state.last_success_at) if state.last_success_at else None,
         "lastError": state.last_error,
         "documentProblem": state.document_problem,

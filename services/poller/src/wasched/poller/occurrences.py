@@ -52,7 +52,7 @@ def known_for(
     ids = {at: occurrence_id(key, at) for at in instants}
     return Known(
         ledger=ledger,
-        handed={at: handed[i] for at, i in ids.items() if i in handed},
+        handed={at: h for at, i in ids.items() if (h := handed.get(i)) is not None},
         scheduled=frozenset(at for at, i in ids.items() if i in schedules),
         ids=frozenset(ids.values()),
     )

@@ -36,7 +36,8 @@ from wasched.poller.limits import Limits, expiry_reason, settings_problem
 from wasched.poller.reading import Reading, due_message, read, series_keys
 
 __all__ = ["Action", "Gate", "HandOver", "Limits", "Plan", "Step", "decide", "decide_fire"]
-__all__ += ["expiry_reason", "plan", "settings_problem"]
+__all__ += ["decide_handed", "decide_message", "expiry_reason", "plan"]
+__all__ += ["settings_problem", "waiting_since"]
 
 
 class Action(StrEnum):
@@ -245,7 +246,8 @@ def plan(
 ) -> Plan:
     """Every pending message; every hand-over the document no longer holds pending (gated,
     not cancelled: it may come back); receipts a stale writer wiped from sent messages.
-    `ledgered`: the ledger entries of each series' occurrences, by series id."""
+    `ledgered`: the ledger entries of each series' occurrences, by series id.
+    (`index.PlanIndex` keeps this plan between polls and decides again only what changed.)"""
     from wasched.poller import occurrences, recurring  # both build on this module's steps
 
     result = Plan()
@@ -265,9 +267,10 @@ def plan(
             result.steps += decision.steps
             pending |= known.ids  # its occurrences are the series' own business
             result.series += [(key, decision.next_at)] if decision.next_at else []
-        elif status == Status.PENDING and key is not None:
-            pending.add(key)
-            step = decide(
+        elif key is not None:
+            if status == Status.PENDING:
+                pending.add(key)
+            step = decide_message(
                 key,
                 raw,
                 ledger.get(key),
@@ -276,33 +279,65 @@ def plan(
                 now=now,
                 limits=limits,
             )
-            result.steps.append(step)
-        elif status == Status.SENT and key is not None and (entry := ledger.get(key)):
-            wiped = tuple(r for r in _receipts(key, entry) if raw.get(_FIELD[r.kind]) is None)
-            if wiped:
-                result.steps.append(Step(key, Action.RESTORE, receipts=wiped))
+            if step is not None:
+                result.steps.append(step)
         found = ignored(position, key, raw)
         if found is not None:
             result.ignored.append(found)
     for key in sorted(handed.keys() - pending):
-        entry = ledger.get(key)
-        if entry is not None and entry.state is not LedgerState.SUPERSEDED:
-            result.steps.append(Step(key, Action.DROP))  # claimed or settled: its outcome flows
-        elif entry is None or entry.version is not None:
-            result.steps.append(Step(key, Action.WITHDRAW))
-    waiting = [
-        s.message.scheduled_time
-        for s in result.steps
-        if s.action in _WITH_US and s.message is not None and s.message.scheduled_time <= now
-    ]
-    invalid = sum(s.action in {Action.REJECT, Action.DUPLICATE} for s in result.steps)
+        step = decide_handed(key, ledger.get(key))
+        if step is not None:
+            result.steps.append(step)
+    waiting = [t for s in result.steps if (t := waiting_since(s)) is not None and t <= now]
+    invalid = sum(s.action in INVALID for s in result.steps)
     result.counts = count(doc, waiting, invalid, result.ignored, now, limits.overdue_after)
     result.series.sort(key=lambda item: item[1])
     return result
 
 
+def decide_message(
+    key: str,
+    raw: JsonObject,
+    entry: LedgerEntry | None,
+    *,
+    handed: HandOver | None,
+    scheduled_at: datetime | None,
+    now: datetime,
+    limits: Limits,
+) -> Step | None:
+    """One message of the document: a pending one is decided; a sent one gets back the
+    receipts a stale writer wiped; others need nothing."""
+    status = raw.get("status")
+    if status == Status.PENDING:
+        return decide(
+            key, raw, entry, handed=handed, scheduled_at=scheduled_at, now=now, limits=limits
+        )
+    if status == Status.SENT and entry:
+        wiped = tuple(r for r in _receipts(key, entry) if raw.get(_FIELD[r.kind]) is None)
+        if wiped:
+            return Step(key, Action.RESTORE, receipts=wiped)
+    return None
+
+
+def decide_handed(key: str, entry: LedgerEntry | None) -> Step | None:
+    """A hand-over the document no longer holds pending."""
+    if entry is not None and entry.state is not LedgerState.SUPERSEDED:
+        return Step(key, Action.DROP)  # claimed or settled: its outcome flows
+    if entry is None or entry.version is not None:
+        return Step(key, Action.WITHDRAW)
+    return None
+
+
+def waiting_since(step: Step) -> datetime | None:
+    """The time of a message that is with us, a schedule or the sender (for the counts)."""
+    if step.action in _WITH_US and step.message is not None:
+        return step.message.scheduled_time
+    return None
+
+
 _FIELD = {"delivered": "deliveredAt", "read": "readAt"}
 _WITH_US = {Action.DISPATCH, Action.HOLD, Action.SCHEDULE}
+INVALID = frozenset({Action.REJECT, Action.DUPLICATE})
 
 
 def _reopens(entry: LedgerEntry, version: str) -> bool:

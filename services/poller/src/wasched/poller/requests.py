@@ -6,6 +6,7 @@ exist yet creates it (a first install), never over one that appeared meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from wasched.common import ledger
@@ -95,7 +96,8 @@ class Requests:
                     snap = await rt.store.load()
             except STORE_RETRY as exc:
                 raise RetryLater(str(exc)) from exc
-            intake.cancel_verdict(snap.doc.by_key().get(key), key)
+            index = await asyncio.to_thread(snap.doc.by_key)
+            intake.cancel_verdict(index.get(key), key)
             rt.fence.check()
             winner = await ledger.cancel(rt.ledger, key)
             refusal = intake.cancel_refusal(winner, key)

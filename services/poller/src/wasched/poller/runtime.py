@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from nats.errors import Error as NatsError
 from nats.js.kv import KeyValue
 
-from wasched.common import ledger, topology
+from wasched.common import topology
+from wasched.common.mirror import LedgerMirror
 from wasched.common.settings import Settings
 from wasched.common.store import ScheduleStore
 from wasched.poller.book import Book
@@ -38,7 +39,7 @@ class Runtime:
     limits: Limits
     store: ScheduleStore
     ledger: KeyValue
-    mirror: ledger.LedgerMirror
+    mirror: LedgerMirror
     lease: Lease
     fence: Fence
     book: Book

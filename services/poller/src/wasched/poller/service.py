@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from wasched.common import ledger, topology
 from wasched.common.clock import utcnow
 from wasched.common.events import CancelRequest, DueMessage, Reply, ScheduleRequest
+from wasched.common.mirror import LedgerMirror
 from wasched.common.settings import Settings
 from wasched.common.store import ScheduleStore, StoreAuthError, StoreUnavailable, open_store
 from wasched.poller.book import Book
@@ -101,7 +102,7 @@ class Poller:
         self._tasks.append(asyncio.create_task(self._renew_loop(lease), name="lease"))
         book = Book(self.broker, js, self.outputs.due, fence, lane)
         await book.rebuild()
-        mirror = ledger.LedgerMirror(ledger_kv)
+        mirror = LedgerMirror(js, bucket=lane.ledger_bucket)
         await mirror.start()
         for key in list(book.dispatched):  # gated by a predecessor: hand over again if wanted
             entry = mirror.get(key)

@@ -7,6 +7,7 @@ verdict before its outcome is published. Every write checks the lease fence firs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from wasched.poller.runtime import NATS_ERRORS, Runtime
 log = logging.getLogger("wasched.poller")
 
 Restore = Outcome | Receipt | SeriesNote
+AT_ONCE = 32
 _SETTLES = {Action.EXPIRE, Action.REJECT, Action.DUPLICATE}
 _KEEPS_SCHEDULE = {Action.DISPATCH, Action.SCHEDULE, Action.WITHDRAW, Action.HOLD}
 
@@ -43,17 +45,36 @@ class Executor:
         self.rt = rt
 
     async def run(self, steps: list[Step]) -> Done:
+        """Each id's steps in order; up to `AT_ONCE` ids at a time (10k due at once are 10k
+        publishes, each awaiting its PubAck). A refusal of the lease or the term stops the
+        run (every step checks the fence first) and is raised once all have stopped."""
         tally: Counter[str] = Counter()
         done = Done()
+        by_key: dict[str, list[Step]] = {}
         for step in steps:
-            if _nothing_to_do(step, self.rt.book.schedules):
-                continue
-            try:
-                done.restores += await self.perform(step, tally)
-            except NATS_ERRORS as exc:
-                done.failed.add(step.key)
-                log.warning("could not %s message %s: %r", step.action.value, step.key, exc)
+            if not _nothing_to_do(step, self.rt.book.schedules):
+                by_key.setdefault(step.key, []).append(step)
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def one(key: str, mine: list[Step]) -> list[Restore]:
+            found: list[Restore] = []
+            async with gate:
+                for step in mine:
+                    try:
+                        found += await self.perform(step, tally)
+                    except NATS_ERRORS as exc:
+                        done.failed.add(key)
+                        log.warning("could not %s message %s: %r", step.action.value, key, exc)
+            return found
+
+        results = await asyncio.gather(
+            *(one(k, mine) for k, mine in by_key.items()), return_exceptions=True
+        )
         _log_tally(tally)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            done.restores += result
         return done
 
     async def perform(self, step: Step, tally: Counter[str]) -> list[Restore]:
@@ -77,7 +98,7 @@ class Executor:
         elif action in _SETTLES:
             return await self._settle(step, tally)
         elif action is Action.RESTORE:
-            return [*([step.outcome] if step.outcome else []), *step.receipts]
+            return [*(await self._restored(step)), *step.receipts]
         elif action is Action.NOTE:
             return [step.note] if step.note is not None else []
         elif action is Action.INTERRUPT:
@@ -108,6 +129,16 @@ class Executor:
             return [standing.outcome(step.key)]
         log.info("message %s changed while it was being sent; the outcome says what went", step.key)
         return []
+
+    async def _restored(self, step: Step) -> list[Restore]:
+        """The outcome to put back, read from the ledger: the poll's copy of a final entry
+        is compact (`mirror`), without the WhatsApp id or the error text."""
+        if step.outcome is None:
+            return []
+        found = await ledger.read(self.rt.ledger, step.key)
+        if found is None or not found[0].is_final:
+            return []  # changed meanwhile: the next poll decides again
+        return [found[0].outcome(step.key)]
 
     async def _withdraw(self, key: str) -> None:
         """Gone from a readable document (or not pending): no hand-over may be claimed for

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from nats.js.errors import KeyWrongLastSequenceError
@@ -72,7 +73,14 @@ class Writer:
             box[:] = [apply_events(doc, events, sent_as, zone)]
             return bool(box[0])
 
+        started = time.monotonic()
+        writes = self.rt.store.stats.writes
         await self.update(mutate)
+        if self.rt.store.stats.writes > writes:
+            state = self.rt.state
+            state.writes += 1
+            state.last_write_events = len(events)
+            state.last_write_seconds = time.monotonic() - started
         return box[0]
 
     async def repair(self) -> None:
@@ -163,7 +171,9 @@ class Writer:
     async def _what_went(self, outcomes: list[Outcome]) -> dict[str, SentAs]:
         """For outcomes of a version the document no longer holds: the hand-over they came from."""
         cached = self.rt.store.cached()
-        index = cached.doc.by_key() if cached is not None else {}
+        if not outcomes or cached is None:
+            return {}
+        index = await asyncio.to_thread(cached.doc.by_key)  # 100k keys: not on the event loop
         found: dict[str, SentAs] = {}
         for outcome in outcomes:
             raw = index.get(outcome.id)
