@@ -10,6 +10,7 @@ import pytest
 from wasched.common.localtime import load_zone
 from wasched.common.recurrence import Series, read_series
 from wasched.common.series import (
+    CATCH_UP_SPAN,
     MISSED,
     CatchUp,
     OccurrenceOutcome,
@@ -117,6 +118,29 @@ def test_a_long_outage_counts_every_missed_occurrence_but_lists_only_the_newest(
         now - timedelta(seconds=5),
     )
     assert decision.next_at == now + timedelta(seconds=5)
+
+
+def test_a_series_that_began_long_ago_looks_back_only_over_the_catch_up_span() -> None:
+    """A series written today with a first time years back (or back after years down) must
+    not make every poll walk every occurrence since then: a minutely one from year 1000 is
+    500 million. Only the span is looked at; what lies before it is neither sent nor
+    counted."""
+    ancient = read_series("FREQ=MINUTELY", utc("1000-01-01T00:00:00"), load_zone("UTC"))
+    now = utc("2026-12-24T09:00:00")
+    decision = catch_up(ancient, None, now, max_lateness=DAY, keep=2)
+    assert decision.send == now
+    assert decision.missed_count == CATCH_UP_SPAN // timedelta(minutes=1)
+    assert decision.missed == (now - timedelta(minutes=2), now - timedelta(minutes=1))
+    assert decision.next_at == now + timedelta(minutes=1)
+
+
+def test_a_series_that_ended_before_the_catch_up_span_still_ends() -> None:
+    """Nothing in the span: its last occurrence is found and expired, so the series ends
+    instead of staying pending with nothing to do."""
+    old = read_series("FREQ=HOURLY;COUNT=4", utc("2020-01-01T09:00:00"), load_zone("UTC"))
+    decision = catch_up(old, None, utc("2026-12-24T09:00:00"), max_lateness=DAY, keep=5)
+    assert decision.expire == utc("2020-01-01T12:00:00")
+    assert decision.missed_count == 3 and decision.next_at is None
 
 
 def test_a_finished_series_has_nothing_next() -> None:

@@ -24,6 +24,10 @@ from wasched.common.clock import TimeFormatError, format_utc, parse_utc
 from wasched.common.recurrence import Series, next_occurrence, occurrences
 
 HISTORY_SIZE = 10
+CATCH_UP_SPAN = timedelta(days=31)
+"""How far back a catch-up looks (or `max_lateness`, when longer): a series whose first
+time is years back, or that was down for months, is not walked occurrence by occurrence
+at every poll. Occurrences before it are neither sent nor counted as missed."""
 MAX_HISTORY_ERROR_CHARS = 200
 MISSED = "missed"
 """History status of an occurrence that was due while wasched could not send it and a
@@ -75,12 +79,30 @@ def catch_up(
     knows (handed over, or settled): never sent again, never called missed.
     `max_lateness`: None sends however late. `grace`: an earlier occurrence whose successor
     fell due at most this long ago is sent too (`late`), if within `max_lateness`.
+    Only the `CATCH_UP_SPAN` before `now` is looked at, unless the series ended before it
+    (then its last occurrence is found, once, to be expired: the series ends).
     """
+    start = _looked_back(after, now, max_lateness)
+    found = _walk(series, start, now, max_lateness, handled, keep, grace)
+    if found == CatchUp() and start != after:  # ended before the span: find its end
+        return _walk(series, after, now, max_lateness, handled, keep, grace)
+    return found
+
+
+def _walk(
+    series: Series,
+    start: datetime | None,
+    now: datetime,
+    max_lateness: timedelta | None,
+    handled: Set[datetime],
+    keep: int,
+    grace: timedelta | None,
+) -> CatchUp:
     tail: deque[datetime] = deque(maxlen=keep + 1)
     late: list[datetime] = []
     due = known = 0
     next_at = previous = None
-    for instant in occurrences(series, after):
+    for instant in occurrences(series, start):
         if instant > now:
             next_at = instant
             break
@@ -102,6 +124,18 @@ def catch_up(
     if max_lateness is None or now - latest <= max_lateness:
         return replace(found, send=latest)
     return replace(found, expire=latest)
+
+
+def _looked_back(
+    after: datetime | None, now: datetime, max_lateness: timedelta | None
+) -> datetime | None:
+    """Where a catch-up starts: `after`, but not before the span (which it includes)."""
+    span = max(CATCH_UP_SPAN, max_lateness) if max_lateness is not None else CATCH_UP_SPAN
+    try:
+        floor = now - span - timedelta(microseconds=1)
+    except OverflowError:
+        return after
+    return floor if after is None or after < floor else after
 
 
 def _trails(
