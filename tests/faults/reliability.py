@@ -33,10 +33,16 @@ def table(summaries: list[Summary]) -> str:
         "| scenario | asserted figures (this run) | seed |",
         "|---|---|---|",
     ]
-    for summary in sorted(summaries, key=lambda s: s.scenario):
+    for summary in sorted(summaries, key=lambda s: _numbered(s.scenario)):
         figures = "; ".join(f.text() for f in summary.figures) or "—"
         rows.append(f"| {summary.scenario} | {figures} | {summary.seed} |")
     return "\n".join(rows)
+
+
+def _numbered(scenario: str) -> tuple[int, str]:
+    """Scenarios in their numbers' order (2 before 11), then by name."""
+    number, _, rest = scenario.partition(" ")
+    return (int(number), rest) if number.isdigit() else (10**6, scenario)
 
 
 def render(template: str, run: dict[str, str], summaries: list[Summary]) -> str:
