@@ -199,21 +199,12 @@ def _as_flags(reason: str) -> str:
 
 async def upload(settings: Settings, item: Upload) -> None:
     """Store the file beside the schedule (the same bucket and credentials)."""
-    import aioboto3  # ~1 s to import: only when there is something to upload
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from wasched.common.store import s3_client_config
+    from wasched.common.store import s3_client
 
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
     try:
-        async with aioboto3.Session().client(
-            "s3",
-            endpoint_url=settings.s3_endpoint,
-            region_name=settings.s3_region,
-            aws_access_key_id=key_id.get_secret_value() if key_id else None,
-            aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=s3_client_config(),
-        ) as s3:
+        async with s3_client(settings) as s3:
             await s3.put_object(
                 Bucket=settings.s3_bucket, Key=item.key, Body=item.data, ContentType=item.mime
             )

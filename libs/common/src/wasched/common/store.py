@@ -314,12 +314,10 @@ def _reapply_all(repairs: list[_Repair], doc: Document) -> bool:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[ScheduleStore]:
-    """The store for `settings`; the client closes when the block ends."""
-    session = aioboto3.Session()
-    key_id = settings.s3_access_key_id
-    secret = settings.s3_secret_access_key
-    async with session.client(
+async def s3_client(settings: Settings) -> AsyncIterator[Any]:
+    """An S3 client for `settings` (the schedule's store, media uploads and fetches)."""
+    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    async with aioboto3.Session().client(
         "s3",
         endpoint_url=settings.s3_endpoint,
         region_name=settings.s3_region,
@@ -327,4 +325,11 @@ async def open_store(settings: Settings) -> AsyncIterator[ScheduleStore]:
         aws_secret_access_key=secret.get_secret_value() if secret else None,
         config=s3_client_config(),
     ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[ScheduleStore]:
+    """The store for `settings`; the client closes when the block ends."""
+    async with s3_client(settings) as client:
         yield ScheduleStore(client, settings.s3_bucket, settings.document_key)

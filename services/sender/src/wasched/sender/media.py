@@ -274,22 +274,11 @@ async def open_fetcher(
     settings: Settings, limits: FetchLimits | None = None
 ) -> AsyncIterator[MediaFetcher]:
     """A fetcher on the store's bucket and S3 settings; both clients close with the block."""
-    import aioboto3  # ~1 s to import: only when media is configured
-
-    from wasched.common.store import s3_client_config
+    from wasched.common.store import s3_client  # aioboto3: ~1 s to import, only for media
 
     limits = limits or FetchLimits()
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
-    session = aioboto3.Session()
     async with (
-        session.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint,
-            region_name=settings.s3_region,
-            aws_access_key_id=key_id.get_secret_value() if key_id else None,
-            aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=s3_client_config(),
-        ) as s3,
+        s3_client(settings) as s3,
         httpx.AsyncClient(timeout=limits.timeout) as http,
     ):
         yield MediaFetcher(s3=s3, bucket=settings.s3_bucket, http=http, limits=limits)
