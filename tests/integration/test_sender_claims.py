@@ -19,11 +19,13 @@ from tests.support.sending import (
     PHONE,
     Collected,
     Senders,
+    backlog,
     calls,
     drained,
     due,
     outbox,
     publish_due,
+    publish_send,
     senders,
 )
 from tests.support.waiting import eventually
@@ -38,14 +40,7 @@ __all__ = ["senders"]
 
 
 async def pending_in_sender(js: JetStreamContext) -> int:
-    total = 0
-    for durable, subject in (
-        (topology.SENDER_DUE, topology.DUE),
-        (topology.SENDER_SEND, topology.SEND),
-    ):
-        info = await js.consumer_info(await js.find_stream_name_by_subject(subject), durable)
-        total += info.num_ack_pending
-    return total
+    return (await backlog(js))[1]
 
 
 async def test_two_senders_and_slow_sends_never_declare_a_live_claim_dead(
@@ -65,11 +60,7 @@ async def test_two_senders_and_slow_sends_never_declare_a_live_claim_dead(
         await publish_due(js, due(message_id))
         again = due(message_id)
         await js.publish(topology.DUE, again.to_json(), headers={"Nats-Msg-Id": f"x:{message_id}"})
-        await js.publish(
-            topology.SEND,
-            SendRequest(id=message_id, to=PHONE, message="hello").to_json(),
-            headers=topology.msg_id_header("send", message_id),
-        )
+        await publish_send(js, message_id)
     await eventually(lambda: all(outcomes.for_id(i) for i in ids), timeout=90, what="outcomes")
     await eventually(lambda: drained(js), timeout=90, what="all twelve deliveries acked")
     assert Counter(line["id"] for line in outbox(tmp_path)) == dict.fromkeys(ids, 1)
@@ -90,11 +81,7 @@ async def test_a_message_waiting_for_the_throttle_can_still_be_cancelled(
 ) -> None:
     # one message on each input: both are fetched at once, one must wait out the gap
     await publish_due(js, due("first"))
-    await js.publish(
-        topology.SEND,
-        SendRequest(id="second", to=PHONE, message="hello").to_json(),
-        headers=topology.msg_id_header("send", "second"),
-    )
+    await publish_send(js, "second")
     senders.start(SEND_MIN_GAP_SECONDS=20)
     sent = await eventually(lambda: outcomes, timeout=30, what="the first send")
     waiting = "second" if sent[0].id == "first" else "first"
@@ -115,11 +102,7 @@ async def test_a_crash_while_waiting_for_the_throttle_sends_it_later(
     tmp_path: Path,
 ) -> None:
     await publish_due(js, due("first"))
-    await js.publish(
-        topology.SEND,
-        SendRequest(id="second", to=PHONE, message="hello").to_json(),
-        headers=topology.msg_id_header("send", "second"),
-    )
+    await publish_send(js, "second")
     waiter = senders.start(SEND_MIN_GAP_SECONDS=20)
     sent = await eventually(lambda: outcomes, timeout=30, what="the first send")
     waiting = "second" if sent[0].id == "first" else "first"

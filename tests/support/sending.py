@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from tests.support.services import ServiceProcess
 from wasched.common import topology
-from wasched.common.events import DueMessage, Heartbeat
+from wasched.common.events import DueMessage, Heartbeat, SendRequest
 
 M = TypeVar("M", bound=BaseModel)
 PHONE = "447957189696"
@@ -156,12 +156,26 @@ async def publish_due(js: JetStreamContext, message: DueMessage) -> bool:
     return not ack.duplicate
 
 
-async def drained(js: JetStreamContext) -> bool:
+async def publish_send(js: JetStreamContext, message_id: str, text: str = "hello") -> None:
+    """A `wasched.send` request as another system publishes it (its id as `Nats-Msg-Id`)."""
+    await js.publish(
+        topology.SEND,
+        SendRequest(id=message_id, to=PHONE, message=text).to_json(),
+        headers=topology.msg_id_header("send", message_id),
+    )
+
+
+async def backlog(js: JetStreamContext) -> tuple[int, int]:
+    """(not yet delivered, delivered and not acked) over the sender's two consumers."""
+    waiting = held = 0
     for durable, subject in (
         (topology.SENDER_DUE, topology.DUE),
         (topology.SENDER_SEND, topology.SEND),
     ):
         info = await js.consumer_info(topology.stream_of(subject), durable)
-        if info.num_pending or info.num_ack_pending:
-            return False
-    return True
+        waiting, held = waiting + (info.num_pending or 0), held + (info.num_ack_pending or 0)
+    return waiting, held
+
+
+async def drained(js: JetStreamContext) -> bool:
+    return await backlog(js) == (0, 0)
