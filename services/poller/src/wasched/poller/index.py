@@ -100,9 +100,9 @@ class PlanIndex:
         self._unsettled: set[str] = set()
         self._series: set[str] = set()
         """Keys of repeating messages, pending or not (their ids own `<key>@<instant>` ids)."""
-        self._live: list[str] = []
-        """Pending series, in document order: decided by `recurring` at every refresh."""
         self._series_steps: dict[str, list[Step]] = {}
+        """Each pending series' steps, in document order: decided by `recurring` at every
+        refresh (its keys are the pending series)."""
         self._series_next: list[tuple[str, datetime]] = []
 
     @property
@@ -220,9 +220,8 @@ class PlanIndex:
             for k in sorted(series, key=self._position.__getitem__)
             if self._pending_at(k) and owned(k, series) is None  # else left alone, as in `plan`
         ]
-        if reshaped or live != self._live:  # which ids are occurrences changed: all again
+        if reshaped or live != list(self._series_steps):  # which ids are occurrences changed
             dirty |= self._position.keys() | handed.keys() | self._handed.keys()
-        self._live = live
         self._series_steps = {k: self._series_steps.get(k, []) for k in live}
         return dirty
 
@@ -362,7 +361,7 @@ class PlanIndex:
 
     def _occurrence(self, key: str) -> bool:
         """An occurrence id of a pending series: that series' own business."""
-        found = parse_occurrence_id(key) if self._live and "@" in key else None
+        found = parse_occurrence_id(key) if self._series_steps and "@" in key else None
         return found is not None and found[0] in self._series_steps
 
     def _decide_series(
@@ -375,11 +374,11 @@ class PlanIndex:
     ) -> list[Step]:
         """Every pending series, as `plan` decides it."""
         self._series_next = []
-        if not self._live:
+        if not self._series_steps:
             return []
         found = occurrences.by_series([*handed, *schedules])
         steps: list[Step] = []
-        for key in self._live:
+        for key in list(self._series_steps):
             raw = self._raw(key)
             assert raw is not None, f"series {key} is not in the document"
             known = occurrences.known_for(key, ledgered(key), handed, schedules, found)
