@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wasched.common.clock import format_utc
+from wasched.common.clock import TimeFormatError, format_utc, parse_utc
 from wasched.common.document import Document, typed
 from wasched.common.jsontext import RawNumber
 from wasched.common.ledger import LedgerEntry, LedgerState
@@ -79,6 +79,8 @@ def entries(draw: st.DrawFn) -> LedgerEntry:
 hand_overs = st.builds(HandOver, version=versions, regated=st.booleans())
 ops = st.one_of(
     st.tuples(st.just("advance"), st.integers(min_value=0, max_value=3 * 3600)),
+    # to a message's time, or a fraction of a second after (`fire_grace`)
+    st.tuples(st.just("reach"), st.integers(min_value=0), st.sampled_from([0, 0.25, 0.5, 0.75])),
     st.tuples(st.just("edit"), st.integers(min_value=0), raw_messages),
     st.tuples(st.just("add"), raw_messages),
     st.tuples(st.just("remove"), st.integers(min_value=0)),
@@ -93,6 +95,7 @@ ops = st.one_of(
     st.tuples(st.just("hand"), st.sampled_from(IDS), st.one_of(st.none(), hand_overs)),
     st.tuples(st.just("live"), st.sampled_from(IDS)),
     st.tuples(st.just("schedule"), st.sampled_from(IDS), st.one_of(st.none(), offsets)),
+    st.tuples(st.just("own"), st.sampled_from(IDS)),
 )
 
 
@@ -119,7 +122,18 @@ def by_key(steps: list[Step]) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
+ONE = {"id": "a", "to": "447957189696", "message": "hi", "status": "pending"}
+
+
 @settings(max_examples=300, deadline=None)
+@example(  # a schedule for its own time, left to fire for `fire_grace`, then overtaken
+    messages=[ONE | {"scheduledTime": when(timedelta(minutes=10))}],
+    ledger={},
+    handed={},
+    offsets_={},
+    steps=[("own", "a"), ("reach", 0, 0), ("reach", 0, 0.75)],
+    lateness=timedelta(days=1),
+)
 @given(
     st.lists(raw_messages, max_size=8),
     st.dictionaries(st.sampled_from(IDS), entries(), max_size=4),
@@ -229,6 +243,11 @@ def apply(
     messages = list(doc.messages)
     if kind == "advance":
         return doc, now + timedelta(seconds=args[0])
+    if kind == "reach" and messages:
+        at = instant(messages[args[0] % len(messages)].get("scheduledTime"))
+        if at is None or at.year != START.year:  # not to the ends of the calendar
+            return doc, now
+        return doc, max(now, at + timedelta(seconds=args[1]))
     if kind == "edit" and messages:
         messages[args[0] % len(messages)] = dict(args[1])
     elif kind == "add":
@@ -251,10 +270,22 @@ def apply(
         if raw is not None:
             handed[args[0]] = HandOver(version=content_version(raw))
             changed.add(args[0])
+    elif kind == "own":  # a schedule for the message's own time: left to fire, for a while
+        raw = next((m for m in messages if m.get("id") == args[0]), None)
+        if raw is not None and (at := instant(raw.get("scheduledTime"))) is not None:
+            schedules[args[0]] = at
+            changed.add(args[0])
     elif kind == "schedule":
         set_or_drop(schedules, args[0], START + args[1] if args[1] is not None else None)
         changed.add(args[0])
     return Document(messages=messages, typed=typed(messages)), now
+
+
+def instant(value: object) -> datetime | None:
+    try:
+        return parse_utc(value)
+    except TimeFormatError:
+        return None
 
 
 def set_or_drop(target: dict[str, Any], key: str, value: Any) -> None:

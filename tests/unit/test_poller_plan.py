@@ -12,6 +12,7 @@ from wasched.common.document import Document
 from wasched.common.events import DueMessage
 from wasched.common.ledger import LedgerEntry, LedgerState
 from wasched.common.messages import ErrorKind, Status, content_version
+from wasched.poller.changes import next_change
 from wasched.poller.plan import (
     Action,
     Gate,
@@ -176,13 +177,20 @@ def test_the_hand_over_carries_the_version_it_was_built_from() -> None:
     assert edited.due_message().version == content_version(msg(message="edited")) != V
 
 
-def test_a_due_message_with_a_schedule_for_its_time_is_left_to_its_fire() -> None:
-    raw = msg(at=timedelta(seconds=-1))
-    at = NOW - timedelta(seconds=1)
+def test_a_due_message_with_a_schedule_for_its_time_is_left_to_its_fire_for_a_moment() -> None:
+    at = NOW - LIMITS.fire_grace + timedelta(milliseconds=1)
+    raw = msg(at=at - NOW)
     step = decide("m1", raw, None, scheduled_at=at, now=NOW, limits=LIMITS)
     assert (step.action, step.at) == (Action.SCHEDULE, at)
+    assert next_change(step, None, now=NOW, limits=LIMITS) == at + LIMITS.fire_grace
     moved = decide("m1", raw, None, scheduled_at=at - SOON, now=NOW, limits=LIMITS)
     assert moved.action is Action.DISPATCH
+
+
+def test_a_schedule_nats_has_not_fired_by_the_grace_is_overtaken_by_the_poll() -> None:
+    at = NOW - LIMITS.fire_grace
+    step = decide("m1", msg(at=at - NOW), None, scheduled_at=at, now=NOW, limits=LIMITS)
+    assert (step.action, step.at) == (Action.DISPATCH, None)
 
 
 def test_validation_failure_names_the_problem_and_the_version() -> None:

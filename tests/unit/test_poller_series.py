@@ -89,6 +89,16 @@ def test_each_occurrence_is_handed_over_as_a_message_of_its_own() -> None:
     assert schedule.due_message().scheduled_time == at(1)
 
 
+def test_an_occurrence_whose_schedule_did_not_fire_in_time_is_handed_over_by_the_poll() -> None:
+    known = Known(scheduled=frozenset({at(0)}))
+    late = at(0) + LIMITS.fire_grace
+    decision = decide_series("s", series(), None, known, now=late, limits=LIMITS)
+    assert [s.action for s in decision.steps if s.key == oid(0)] == [Action.DISPATCH]
+    waiting = decide_series("s", series(), None, known, now=at(0, 0.2), limits=LIMITS)
+    assert [s.action for s in waiting.steps if s.key == oid(0)] == [Action.SCHEDULE]
+    assert waiting.changes_at == late  # decided again when the schedule is overdue
+
+
 @pytest.mark.parametrize(
     ("known", "fired", "action", "gate"),
     [
@@ -143,7 +153,7 @@ def test_an_occurrence_like_a_one_time_message(
     action: Action | tuple[Action, ...] | None,
     gate: Gate | None,
 ) -> None:
-    decision = decide_series("s", series(), None, known, fired=fired, now=at(0, 0.5), limits=LIMITS)
+    decision = decide_series("s", series(), None, known, fired=fired, now=at(0, 0.2), limits=LIMITS)
     mine = [s for s in decision.steps if s.key == oid(0)]
     if action is None:
         assert [s.action for s in mine] == [Action.INTERRUPT]

@@ -54,6 +54,8 @@ class Book:
     ) -> None:
         self.broker, self.js, self._due, self.fence, self.lane = broker, js, due, fence, lane
         self.schedules: dict[str, datetime] = {}
+        self.firing: set[str] = set()
+        """Ids whose schedule fired and whose fire is being checked (or will come back)."""
         self.dispatched: dict[str, Handed] = {}
         self.changed: set[str] = set()
         """Ids whose schedule or hand-over changed since the poll last took them."""
@@ -126,8 +128,15 @@ class Book:
         self.schedules.pop(message_id, None)
         self.changed.add(message_id)
 
+    def overdue(self, before: datetime) -> datetime | None:
+        """The latest time of the schedules that should have fired before `before` and whose
+        fire has not come."""
+        late = (at for key, at in self.schedules.items() if at < before and key not in self.firing)
+        return max(late, default=None)
+
     def fired(self, message_id: str, at: datetime) -> None:
         """NATS removes a schedule once it fired; forget it unless it was replaced since."""
+        self.firing.discard(message_id)
         if self.schedules.get(message_id) == at:
             del self.schedules[message_id]
             self.changed.add(message_id)

@@ -2,9 +2,9 @@
 decides a message again at that instant, or when an input changes).
 
 Every time rule of `plan.decide` turns true at an instant and stays true as time goes on
-(due, within the horizon, expired, too late, a claim gone stale): earlier is always safe,
-later never is. A new kind of decision plugs in with its own such function (a series:
-`recurring.SeriesDecision.changes_at`).
+(due, within the horizon, a schedule overdue, expired, too late, a claim gone stale):
+earlier is always safe, later never is. A new kind of decision plugs in with its own such
+function (a series: `recurring.SeriesDecision.changes_at`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def next_change(
     its ledger entry, its hand-over and schedule), or None: only a change of those can.
 
     Every time rule of `decide` turns true at an instant and stays true as time goes on
-    (due, within the horizon, expired, too late, a claim gone stale), so the next change is
-    the earliest of those instants still after `now`. A step that records or restores an
-    outcome answers `now`: a full plan repeats it at every poll until its inputs change,
-    and so must a plan kept between polls (`index.PlanIndex`)."""
+    (due, within the horizon, a schedule overdue, expired, too late, a claim gone stale),
+    so the next change is the earliest of those instants still after `now`. A step that
+    records or restores an outcome answers `now`: a full plan repeats it at every poll until
+    its inputs change, and so must a plan kept between polls (`index.PlanIndex`)."""
     if step is None:
         return None
     if step.action in REPEATED:
@@ -43,7 +43,7 @@ def next_change(
     if msg is None:
         return None
     at = msg.scheduled_time
-    starting = [at, _shifted(at, -limits.horizon, now)]  # true from that instant on
+    starting = [at, _shifted(at, -limits.horizon, now), _shifted(at, limits.fire_grace, now)]
     after = [msg.expires_at]  # true just after it (`now > expires_at`): due at it
     if limits.max_lateness is not None:
         after.append(_shifted(at, limits.max_lateness, now))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 
 from wasched.common.clock import utcnow
 from wasched.common.document import Document, DocumentError
@@ -38,10 +39,11 @@ class PollCycle:
         rt = self.rt
         started = time.process_time()
         async with rt.work:
+            read_at = utcnow()
             snap = await self._load()
             if snap is None:
                 return
-            result = await self._plan(snap.doc)
+            result = await self._plan(snap.doc, read_at)
             self._name(result.ignored)
             done = await self.executor.run(result.steps)
             self.index.settle(done.failed)
@@ -60,10 +62,15 @@ class PollCycle:
         rt.state.store_versioning = rt.store.versioning
         rt.state.succeeded(utcnow())
 
-    async def _plan(self, doc: Document) -> Plan:
+    async def _plan(self, doc: Document, now: datetime) -> Plan:
         """Decide again what changed since the last poll (in a thread: the first poll of a
         100k schedule decides on every message). The mirror and the book are only read
-        there, one id at a time; what changes meanwhile is taken at the next poll."""
+        there, one id at a time; what changes meanwhile is taken at the next poll.
+
+        `now` is when the read began: the copy is at least that fresh. A schedule the plan
+        overtakes (`plan._when`, `fire_grace`) was overdue before the read, so the copy is
+        as fresh as its fire's check would have read; a slow read (its answer held up past
+        a fire) never overtakes the fire."""
         rt = self.rt
         changed = rt.mirror.take_changed() | rt.book.take_changed()
         try:
@@ -74,7 +81,7 @@ class PollCycle:
                 handed=rt.book.dispatched,
                 schedules=rt.book.schedules,
                 changed=changed,
-                now=utcnow(),
+                now=now,
                 ledgered=rt.mirror.occurrences,
             )
         except BaseException:

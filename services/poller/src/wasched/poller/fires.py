@@ -39,6 +39,7 @@ class FireChecks:
 
     async def fire(self, fired: DueMessage) -> None:
         """A schedule fired; raises RetryLater when the schedule cannot be checked now."""
+        self.rt.book.firing.add(fired.id)  # not overdue (`Book.overdue`): it came
         if not await self.batch.submit(fired):
             raise RetryLater(f"could not forward message {fired.id}")
 

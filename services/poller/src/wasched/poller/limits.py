@@ -20,6 +20,11 @@ CLAIM_STALE = timedelta(minutes=10)
 OVERDUE_AFTER = timedelta(seconds=60)
 """A pending message this far past its time counts as overdue in the heartbeat."""
 
+FIRE_GRACE = timedelta(seconds=0.5)
+"""How long after its time a schedule may still fire before the poller hands the message over
+itself. NATS fires within ~0.3 s, but its timer can skip a schedule due moments after one it
+just fired (seen: 2 s late under load, 10 s in CI); `service` wakes a poll for it."""
+
 MIN_CATCH_UP_GRACE = timedelta(seconds=60)
 """The least time a series' occurrence is still sent after the next one fell due (a restart)."""
 
@@ -44,6 +49,7 @@ class Limits:
     """Where a `media.key` must point (None: anywhere; the sender checks again)."""
     grace: timedelta = MIN_CATCH_UP_GRACE
     """`catch_up_grace`: how long a series' occurrence may trail the next one and still go."""
+    fire_grace: timedelta = FIRE_GRACE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

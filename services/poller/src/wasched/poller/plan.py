@@ -199,10 +199,11 @@ def _when(
     limits: Limits,
 ) -> Step:
     """Hand over now, schedule for its time, or wait: a schedule for its very time is left
-    to fire (the fire re-reads the document; a slow poll's copy may be older)."""
+    to fire (the fire re-reads the document; a slow poll's copy may be older), but only for
+    `fire_grace`: a schedule NATS did not fire by then is overtaken by the poll."""
     msg = reading.message
     at = msg.scheduled_time
-    if at <= now and scheduled_at != at:
+    if at <= now and (scheduled_at != at or now >= at + limits.fire_grace):
         action = Action.DISPATCH
     elif at <= now + limits.horizon:
         action = Action.SCHEDULE

@@ -191,9 +191,12 @@ class _Plan:
             self.steps.append(self._step(at, Action.DISPATCH, gate=gate))
 
     def _hand_over(self, at: datetime) -> None:
-        """Due and never handed over: now, unless a schedule for it is about to fire."""
-        if at in self.known.scheduled and at not in self.fired:
+        """Due and never handed over: now, unless a schedule for it is about to fire (for
+        `fire_grace` at most, as a one-time message's)."""
+        overdue = at + self.limits.fire_grace
+        if at in self.known.scheduled and at not in self.fired and self.now < overdue:
             self.steps.append(self._step(at, Action.SCHEDULE, at=at))
+            self.changes.append(overdue)
         else:
             self.steps.append(self._step(at, Action.DISPATCH))
 

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
@@ -42,6 +43,8 @@ from wasched.poller.writes import Writer
 __all__ = ["Poller", "RetryLater"]
 
 log = logging.getLogger("wasched.poller")
+FIRE_WATCH_SECONDS = 0.25
+"""How often the schedules are checked for one NATS did not fire (`Limits.fire_grace`)."""
 REHEARSING = (
     "REHEARSAL (WHATSAPP_TRANSPORT=dryrun): the schedule is read and never written; outcomes "
     "go to the sender's outbox and the logs only, requests from other systems are left for "
@@ -142,6 +145,7 @@ class Poller:
 
     async def after_startup(self) -> None:
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="poll"))
+        self._tasks.append(asyncio.create_task(self._fire_watch_loop(), name="fire watch"))
 
     async def shutdown(self) -> None:
         """Finish the cycle or write in progress, then hand the lease over."""
@@ -228,6 +232,18 @@ class Poller:
             self.state.cycle_seconds = time.monotonic() - started
             await self._publish_heartbeat()
             await self._pause(self.interval)
+
+    async def _fire_watch_loop(self) -> None:
+        """A schedule NATS has not fired `fire_grace` after its time wakes a poll, which hands
+        the message over itself (`plan._when`). Each overdue schedule wakes one poll: one that
+        stays (S3 unreachable) waits for the next regular poll."""
+        woken: datetime | None = None
+        while not self._stopping.is_set():
+            await self._pause(FIRE_WATCH_SECONDS, wake=False)
+            latest = self.rt.book.overdue(utcnow() - self.limits.fire_grace)
+            if latest is not None and (woken is None or latest > woken):
+                woken = latest
+                self._wake.set()
 
     async def _beat_loop(self) -> None:
         """Every few seconds, active or standby: a probe hears it whatever the poll interval."""
