@@ -96,7 +96,8 @@ async def watch_qr(nc: NATS, timeout: float, say: Callable[[str], None]) -> Done
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
-                msg = await asyncio.wait_for(queue.get(), left if heard else min(left, 15.0))
+                async with asyncio.timeout(left if heard else min(left, 15.0)):
+                    msg = await queue.get()
             except TimeoutError:
                 if not heard:
                     raise BusError(

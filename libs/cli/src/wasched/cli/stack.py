@@ -516,7 +516,8 @@ class Supervisor:
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
 
 
 def _dotenv(path: Path) -> dict[str, str]:

@@ -99,7 +99,8 @@ class LedgerMirror:
 
     async def start(self, timeout: float = 60.0) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-mirror")
-        await asyncio.wait_for(self._ready.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -142,7 +143,8 @@ class LedgerMirror:
         try:
             while (left := deadline - loop.time()) > 0:
                 try:
-                    msg = await asyncio.wait_for(queue.get(), left)
+                    async with asyncio.timeout(left):
+                        msg = await queue.get()
                 except TimeoutError:
                     break
                 key = msg.subject.removeprefix(self._prefix)

@@ -270,7 +270,8 @@ class Poller:
     async def _pause(self, seconds: float, *, wake: bool = True) -> None:
         event = self._wake if wake else self._stopping
         with suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
         if wake and not self._stopping.is_set():
             self._wake.clear()
 

@@ -182,7 +182,8 @@ class Flow:
     async def _pause(self, seconds: float) -> bool:
         """Sleep; True when a shutdown interrupted it."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds))
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self.stopping.wait()
         return self.stopping.is_set()
 
     def _until(self, when: datetime) -> float:

@@ -107,8 +107,9 @@ class StatusReporter:
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:
-            try:
-                conn = await asyncio.wait_for(self._queue.get(), max(0.0, next_beat - loop.time()))
+            try:  # `asyncio.timeout`, not `wait_for`: on 3.11 that can swallow a cancel
+                async with asyncio.timeout(max(0.0, next_beat - loop.time())):
+                    conn = await self._queue.get()
             except TimeoutError:
                 pass
             else:

@@ -152,7 +152,8 @@ class NeonizeTransport:
             return True
         self._retired.append(client)
         try:
-            await asyncio.wait_for(client.stop(), self.stop_timeout)
+            async with asyncio.timeout(self.stop_timeout):
+                await client.stop()
         except TimeoutError:
             log.warning("the WhatsApp client did not stop within %gs", self.stop_timeout)
             return False

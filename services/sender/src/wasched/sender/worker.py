@@ -142,7 +142,8 @@ class Sender:
         while not self._stopping.is_set():
             if not lifecycle.ready.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lifecycle.ready.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await lifecycle.ready.wait()
                 continue
             state = await self._parts.account.peek()
             wait = pace.next_send(state, self._clock(), self._flow.limits)
@@ -155,7 +156,8 @@ class Sender:
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(0.0, seconds))
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._stopping.wait()
 
     async def _run_one(self, msg: Msg, subject: str) -> None:
         async with self._lock:
