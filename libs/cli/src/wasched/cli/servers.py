@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def die_with_parent() -> None:
 
 
 LISTEN_PORTS_FROM = 10_000
+WORKER_SLICES = 8
+"""pytest-xdist workers (`gw<n>`) draw ports from slices of the range, `n` modulo this."""
+RECENT_PORTS = 1_000
+"""A port handed out is not handed out again by the same process for this many draws."""
+_recent: deque[int] = deque(maxlen=RECENT_PORTS)
 
 
 def free_port() -> int:
@@ -45,19 +51,36 @@ def free_port() -> int:
     Port 0 would give one from that range, which every outgoing connection also draws
     from: a client socket opened between our check and the server's bind takes it
     ("address already in use", seen with many servers and clients in parallel tests).
+    A server stopped for a while (an outage) starts again on its own ports, so no other
+    test worker, nor this process soon, is given them meanwhile.
     """
-    low = _ephemeral_low()
+    low, high = _port_range()
     for _ in range(200):
-        port = random.randrange(LISTEN_PORTS_FROM, low)
+        port = random.randrange(low, high)
+        if port in _recent:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _recent.append(port)
             return port
     with socket.socket() as sock:  # an odd port range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _port_range() -> tuple[int, int]:
+    """This process's share of the listening ports: the whole range, or a test worker's
+    slice of it (its servers' children inherit `PYTEST_XDIST_WORKER`)."""
+    low, high = LISTEN_PORTS_FROM, _ephemeral_low()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit()):
+        return low, high
+    size = (high - low) // WORKER_SLICES
+    start = low + int(worker[2:]) % WORKER_SLICES * size
+    return start, start + size
 
 
 def _ephemeral_low() -> int:
