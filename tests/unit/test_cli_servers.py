@@ -5,8 +5,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
-
 from wasched.cli.servers import LISTEN_PORTS_FROM, RECENT_PORTS, free_port
 
 
@@ -19,18 +17,6 @@ def test_a_free_port_is_below_the_ephemeral_range_and_can_be_bound() -> None:
     assert len(ports) > 40, "ports are spread, so parallel tests rarely pick the same one"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports.pop()))
-
-
-def test_two_test_workers_are_never_given_the_same_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server stopped for a while (a NATS restart) starts again on its own ports; another
-    pytest-xdist worker's server must not have taken one meanwhile (seen: the restarted
-    server's monitor port answered with another nats-server's INFO line)."""
-    drawn: dict[str, set[int]] = {}
-    for worker in ("gw0", "gw1", "gw5"):
-        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
-        drawn[worker] = {free_port() for _ in range(600)}
-    assert not drawn["gw0"] & drawn["gw1"]
-    assert not (drawn["gw0"] | drawn["gw1"]) & drawn["gw5"]
 
 
 def test_a_process_is_not_given_a_port_again_soon() -> None:

@@ -38,8 +38,6 @@ def die_with_parent() -> None:
 
 
 LISTEN_PORTS_FROM = 10_000
-WORKER_SLICES = 8
-"""pytest-xdist workers (`gw<n>`) draw ports from slices of the range, `n` modulo this."""
 RECENT_PORTS = 1_000
 """A port handed out is not handed out again by the same process for this many draws."""
 _recent: deque[int] = deque(maxlen=RECENT_PORTS)
@@ -51,10 +49,10 @@ def free_port() -> int:
     Port 0 would give one from that range, which every outgoing connection also draws
     from: a client socket opened between our check and the server's bind takes it
     ("address already in use", seen with many servers and clients in parallel tests).
-    A server stopped for a while (an outage) starts again on its own ports, so no other
-    test worker, nor this process soon, is given them meanwhile.
+    A server stopped for a while (an outage) starts again on its own ports, so this
+    process does not give them out again soon.
     """
-    low, high = _port_range()
+    low, high = LISTEN_PORTS_FROM, _ephemeral_low()
     for _ in range(200):
         port = random.randrange(low, high)
         if port in _recent:
@@ -69,18 +67,6 @@ def free_port() -> int:
     with socket.socket() as sock:  # an odd port range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _port_range() -> tuple[int, int]:
-    """This process's share of the listening ports: the whole range, or a test worker's
-    slice of it (its servers' children inherit `PYTEST_XDIST_WORKER`)."""
-    low, high = LISTEN_PORTS_FROM, _ephemeral_low()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not (worker.startswith("gw") and worker[2:].isdigit()):
-        return low, high
-    size = (high - low) // WORKER_SLICES
-    start = low + int(worker[2:]) % WORKER_SLICES * size
-    return start, start + size
 
 
 def _ephemeral_low() -> int:
