@@ -45,6 +45,7 @@ from wasched.cli.servers import (
 )
 from wasched.common.settings import Settings, SettingsError, load_settings
 from wasched.common.topology import IN_STREAM
+from wasched.common.waits import wait_event
 
 SERVICES = ("poller", "sender", "health")
 BUCKET = "wasched"
@@ -515,9 +516,7 @@ class Supervisor:
         self.stopping.set()
 
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self.stopping.wait()
+        await wait_event(self.stopping, seconds)
 
 
 def _dotenv(path: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ from wasched.common.events import CancelRequest, DueMessage, Reply, ScheduleRequ
 from wasched.common.mirror import LedgerMirror
 from wasched.common.settings import Settings
 from wasched.common.store import ScheduleStore, StoreAuthError, StoreUnavailable, open_store
+from wasched.common.waits import wait_event
 from wasched.poller.book import Book
 from wasched.poller.connection import safe_url
 from wasched.poller.cycle import PollCycle
@@ -268,10 +269,7 @@ class Poller:
             self.state.failed(f"poll failed: {exc}")
 
     async def _pause(self, seconds: float, *, wake: bool = True) -> None:
-        event = self._wake if wake else self._stopping
-        with suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await event.wait()
+        await wait_event(self._wake if wake else self._stopping, seconds)
         if wake and not self._stopping.is_set():
             self._wake.clear()
 

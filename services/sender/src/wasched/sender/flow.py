@@ -13,7 +13,6 @@ what fails between the claim and the hand-over releases it (worker.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from datetime import datetime
 from wasched.common.clock import utcnow
 from wasched.common.messages import ErrorKind
 from wasched.common.recipients import InvalidRecipient, Recipient, mask, parse_recipient
+from wasched.common.waits import wait_event
 from wasched.sender import pace
 from wasched.sender.attempt import RETRY_SECONDS, Attempt, Parts, Retry, Verdict
 from wasched.sender.config import SenderSettings
@@ -181,10 +181,7 @@ class Flow:
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep; True when a shutdown interrupted it."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, seconds)):
-                await self.stopping.wait()
-        return self.stopping.is_set()
+        return await wait_event(self.stopping, seconds)
 
     def _until(self, when: datetime) -> float:
         return min(MAX_RETRY_SECONDS, max(1.0, (when - self._clock()).total_seconds()))

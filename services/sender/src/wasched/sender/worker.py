@@ -15,7 +15,6 @@ the message acked. A crash anywhere before the ack redelivers the message, and t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +33,7 @@ from wasched.common.messages import ErrorKind, Status
 from wasched.common.recipients import mask
 from wasched.common.requests import reply
 from wasched.common.topology import DUE, SEND, SENDER_DUE, SENDER_SEND, stream_of
+from wasched.common.waits import wait_event
 from wasched.sender import pace
 from wasched.sender.attempt import Attempt, Retry, Skip, interrupted
 from wasched.sender.config import SenderSettings
@@ -141,9 +141,7 @@ class Sender:
         lifecycle = self._parts.lifecycle
         while not self._stopping.is_set():
             if not lifecycle.ready.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.5):
-                        await lifecycle.ready.wait()
+                await wait_event(lifecycle.ready, 0.5)
                 continue
             state = await self._parts.account.peek()
             wait = pace.next_send(state, self._clock(), self._flow.limits)
@@ -155,9 +153,7 @@ class Sender:
         return False
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, seconds)):
-                await self._stopping.wait()
+        await wait_event(self._stopping, seconds)
 
     async def _run_one(self, msg: Msg, subject: str) -> None:
         async with self._lock:
